@@ -1,0 +1,204 @@
+"""Fault injection: make listed calls fail exactly as a test asks.
+
+A rule is `{"service", "method", "path", "action", "times", "status", "retry_after", "delay_s"}`:
+`status` answers `status` with the provider's own error body; `delay` waits `delay_s` and then
+serves the call; `reset` drops the connection; `timeout_after_success` does the work and then
+never answers (the ambiguous create). `times` counts down; absent means every matching call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+SERVICES = ("github", "supabase", "vercel", "apps")
+ACTIONS = ("status", "delay", "reset", "timeout_after_success")
+
+ErrorBody = Callable[[int, str], dict[str, Any]]
+
+
+class FaultRuleError(ValueError):
+    """A fault rule is malformed; the message names the rule and the field."""
+
+
+@dataclass
+class FaultRule:
+    service: str
+    path: re.Pattern[str]
+    action: str
+    method: str | None = None
+    times: int | None = None
+    status: int = 503
+    retry_after: float | None = None
+    delay_s: float = 0.0
+    hits: int = 0
+
+    @classmethod
+    def parse(cls, raw: object, index: int) -> FaultRule:
+        where = f"fault rule {index}"
+        if not isinstance(raw, dict):
+            raise FaultRuleError(f"{where}: must be a JSON object")
+        unknown = set(raw) - {
+            "service", "method", "path", "action", "times", "status", "retry_after", "delay_s",
+        }
+        if unknown:
+            raise FaultRuleError(f"{where}: unknown field(s) {sorted(unknown)}")
+        service = raw.get("service")
+        if service not in SERVICES:
+            raise FaultRuleError(f"{where}: 'service' must be one of {SERVICES}, got {service!r}")
+        action = raw.get("action")
+        if action not in ACTIONS:
+            raise FaultRuleError(f"{where}: 'action' must be one of {ACTIONS}, got {action!r}")
+        try:
+            path = re.compile(str(raw.get("path", ".*")))
+        except re.error as e:
+            raise FaultRuleError(f"{where}: 'path' is not a valid regex: {e}") from e
+        times = raw.get("times")
+        if times is not None and (not isinstance(times, int) or times < 1):
+            raise FaultRuleError(f"{where}: 'times' must be a positive integer")
+        status = raw.get("status", 503)
+        if not isinstance(status, int) or not 100 <= status <= 599:
+            raise FaultRuleError(f"{where}: 'status' must be an HTTP status code")
+        method = raw.get("method")
+        return cls(
+            service=service,
+            path=path,
+            action=action,
+            method=method.upper() if isinstance(method, str) else None,
+            times=times,
+            status=status,
+            retry_after=raw.get("retry_after"),
+            delay_s=float(raw.get("delay_s", 0.0)),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "method": self.method,
+            "path": self.path.pattern,
+            "action": self.action,
+            "times": self.times,
+            "status": self.status,
+            "retry_after": self.retry_after,
+            "delay_s": self.delay_s,
+            "hits": self.hits,
+        }
+
+
+class FaultBook:
+    """The live list of rules, shared by every service of one sandbox."""
+
+    def __init__(self) -> None:
+        self._rules: list[FaultRule] = []
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def parse(document: object) -> list[FaultRule]:
+        if not isinstance(document, list):
+            raise FaultRuleError("faults must be a JSON list of rules")
+        return [FaultRule.parse(raw, i) for i, raw in enumerate(document)]
+
+    def replace(self, rules: list[FaultRule]) -> None:
+        with self._lock:
+            self._rules = rules
+
+    def extend(self, rules: list[FaultRule]) -> None:
+        with self._lock:
+            self._rules.extend(rules)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [rule.to_json() for rule in self._rules]
+
+    def take(self, service: str, method: str, path: str) -> FaultRule | None:
+        """The first live rule matching this call, counted as used."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.service != service or (rule.method and rule.method != method):
+                    continue
+                if rule.times is not None and rule.hits >= rule.times:
+                    continue
+                if not rule.path.search(path):
+                    continue
+                rule.hits += 1
+                return rule
+        return None
+
+
+def drop_connection(send: Send) -> bool:
+    """Abort the TCP connection under this ASGI call (uvicorn), as a crashing server would."""
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        return False
+    transport.abort()
+    return True
+
+
+class FaultMiddleware:
+    """Outermost ASGI layer of each emulator: applies the matching rule, if any."""
+
+    def __init__(self, app: ASGIApp, service: str, book: FaultBook, error_body: ErrorBody) -> None:
+        self.app = app
+        self.service = service
+        self.book = book
+        self.error_body = error_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rule = self.book.take(self.service, scope["method"], scope["path"])
+        if rule is None:
+            await self.app(scope, receive, send)
+        elif rule.action == "delay":
+            await asyncio.sleep(rule.delay_s)
+            await self.app(scope, receive, send)
+        elif rule.action == "status":
+            await self._answer(rule, send)
+        elif rule.action == "reset":
+            if not drop_connection(send):
+                raise ConnectionAbortedError("fault: reset")
+        else:  # timeout_after_success
+            await self._succeed_silently(scope, receive)
+
+    async def _answer(self, rule: FaultRule, send: Send) -> None:
+        body = json.dumps(self.error_body(rule.status, "fault injected by the sandbox")).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        if rule.retry_after is not None:
+            headers.append((b"retry-after", str(rule.retry_after).encode()))
+        await send({"type": "http.response.start", "status": rule.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _succeed_silently(self, scope: Scope, receive: Receive) -> None:
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                await asyncio.Event().wait()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        async def discard(message: Message) -> None:
+            return None
+
+        await self.app(scope, replay, discard)
+        # The work is done; now never answer. Wait for the client to give up.
+        while (await receive())["type"] != "http.disconnect":
+            pass
