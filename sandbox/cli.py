@@ -1,4 +1,4 @@
-"""forge-sandbox: local GitHub, Supabase and Vercel for forge-deploy's embedded default and tests."""
+"""forge-sandbox: local GitHub, Supabase and Vercel for the embedded default and the tests."""
 
 from __future__ import annotations
 
@@ -131,6 +131,17 @@ def resources(state_dir: Path) -> None:
     except (urllib.error.URLError, OSError) as e:
         raise click.ClickException(f"the sandbox in {state_dir} does not answer: {e}") from e
     click.echo(json.dumps(document, indent=2, sort_keys=True))
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@state_dir_option
+@click.option("--once", is_flag=True, help="Stop after showing the providers answer.")
+@click.argument("serve_args", nargs=-1, type=click.UNPROCESSED)
+def demo(state_dir: Path, once: bool, serve_args: tuple[str, ...]) -> None:
+    """Start the sandbox, show GitHub, Supabase and Vercel answering, keep serving."""
+    from sandbox.demo import run_demo
+
+    run_demo(state_dir.resolve(), once, list(serve_args))
 
 
 if __name__ == "__main__":

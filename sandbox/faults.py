@@ -46,7 +46,14 @@ class FaultRule:
         if not isinstance(raw, dict):
             raise FaultRuleError(f"{where}: must be a JSON object")
         unknown = set(raw) - {
-            "service", "method", "path", "action", "times", "status", "retry_after", "delay_s",
+            "service",
+            "method",
+            "path",
+            "action",
+            "times",
+            "status",
+            "retry_after",
+            "delay_s",
         }
         if unknown:
             raise FaultRuleError(f"{where}: unknown field(s) {sorted(unknown)}")

@@ -97,7 +97,9 @@ def _pg_user() -> tuple[int, int] | None:
     try:
         entry = pwd.getpwnam("postgres")
     except KeyError as e:
-        raise PostgresError("running as root needs the 'postgres' user (Debian's postgresql)") from e
+        raise PostgresError(
+            "running as root needs the 'postgres' user (Debian's postgresql)"
+        ) from e
     return entry.pw_uid, entry.pw_gid
 
 
@@ -122,9 +124,10 @@ class ManagedCluster:
         self.port = port
         self._process: subprocess.Popen[bytes] | None = None
 
-    def _run_as(self) -> dict[str, int]:
+    @staticmethod
+    def _run_as() -> tuple[int | None, int | None]:
         ids = _pg_user()
-        return {"user": ids[0], "group": ids[1]} if ids else {}
+        return (ids[0], ids[1]) if ids else (None, None)
 
     def _prepare(self) -> None:
         ids = _pg_user()
@@ -140,8 +143,10 @@ class ManagedCluster:
         result = subprocess.run(
             [
                 str(bindir / "initdb"),
-                "-D", str(self.data),
-                "-U", "postgres",
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
                 "--auth-local=trust",
                 "--auth-host=scram-sha-256",
                 "--encoding=UTF8",
@@ -150,7 +155,8 @@ class ManagedCluster:
             capture_output=True,
             check=False,
             cwd=self.root,
-            **self._run_as(),  # type: ignore[arg-type]
+            user=self._run_as()[0],
+            group=self._run_as()[1],
         )
         if result.returncode != 0:
             shutil.rmtree(self.data, ignore_errors=True)
@@ -181,17 +187,24 @@ class ManagedCluster:
         self._process = subprocess.Popen(
             [
                 str(_binaries_dir() / "postgres"),
-                "-D", str(self.data),
-                "-p", str(self.port),
-                "-k", str(self.run_dir),
-                "-c", f"listen_addresses={self.host}",
-                "-c", "fsync=off",
-                "-c", "max_connections=200",
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.run_dir),
+                "-c",
+                f"listen_addresses={self.host}",
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=200",
             ],
             stdout=log,
             stderr=log,
             cwd=self.root,
-            **self._run_as(),  # type: ignore[arg-type]
+            user=self._run_as()[0],
+            group=self._run_as()[1],
         )
         server = PostgresServer(
             host=self.host,

@@ -20,6 +20,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from sandbox import github, supabase, vercel
@@ -110,7 +111,7 @@ def _wrap(service: str, app: ASGIApp, ctx: Context, error_body: Any) -> ASGIApp:
 
 
 async def _run(ctx: Context, services: list[Service]) -> None:
-    apps_routes = admin_routes(ctx, services)
+    apps_routes: list[BaseRoute] = list(admin_routes(ctx, services))
     for service in services:
         apps_routes.extend(service.apps_routes)
     apps_app = Starlette(routes=apps_routes)

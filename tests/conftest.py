@@ -1,0 +1,106 @@
+"""Shared fixtures: a test-run PostgreSQL, a running sandbox, the real CLIs.
+
+Everything here uses real parts. A missing dependency (PostgreSQL binaries, strace, the CLIs)
+makes the fixture fail loudly; a skipped test fails the session (see pytest_sessionfinish).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.postgres import ManagedCluster, free_port
+from tests.support.clis import REPO, CliRunner
+from tests.support.sandbox import SandboxProcess
+
+# Test state lives in the repo (not /tmp/pytest-of-root, which is 0700) so that the `postgres`
+# user can reach the clusters the tests start.
+TEST_ROOT = REPO / ".forge-test"
+
+
+@pytest.fixture(scope="session")
+def test_root() -> Path:
+    run_dir = TEST_ROOT / f"run-{os.getpid()}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for path in (TEST_ROOT, run_dir):
+        path.chmod(0o755)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def postgres_url(test_root: Path) -> Iterator[str]:
+    """A PostgreSQL 15 cluster owned by this test run, on 127.0.0.1, superuser with password."""
+    cluster = ManagedCluster(test_root / "pg", "127.0.0.1", free_port("127.0.0.1"))
+    server = cluster.start()
+    password = secrets.token_hex(12)
+    with server.admin() as conn:
+        conn.execute(f"ALTER ROLE postgres PASSWORD '{password}'")
+    try:
+        yield f"postgresql://postgres:{password}@127.0.0.1:{server.port}/postgres"
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox(test_root: Path, postgres_url: str) -> Iterator[SandboxProcess]:
+    handle = SandboxProcess(test_root / "sandbox", postgres_url)
+    handle.start()
+    try:
+        yield handle
+    finally:
+        handle.stop()
+        leaks = handle.loopback_violations()
+        assert not leaks, "the sandbox reached beyond loopback:\n" + "\n".join(leaks[:20])
+
+
+@pytest.fixture(autouse=True)
+def _clear_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "sandbox" in request.fixturenames:
+        handle: SandboxProcess = request.getfixturevalue("sandbox")
+        if handle.process is not None:
+            handle.set_faults([])
+            handle.set_time_scale(handle.time_scale)
+
+
+@pytest.fixture
+def cli(sandbox: SandboxProcess, tmp_path: Path) -> CliRunner:
+    home = tmp_path / "home"
+    home.mkdir()
+    return CliRunner(sandbox.info, home)
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    missing = [tool for tool in ("git", "gh", "strace") if shutil.which(tool) is None]
+    for name in ("supabase", "vercel"):
+        if not (REPO / "node_modules" / ".bin" / name).exists():
+            missing.append(f"node_modules/.bin/{name}")
+    if missing:
+        raise pytest.UsageError(
+            f"missing test dependencies: {missing} — run the README's test command (scripts/test)"
+        )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Conformance tests replay the whole session's traffic, so they run last."""
+    items.sort(key=lambda item: item.get_closest_marker("conformance") is not None)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A skipped test is not a passing test: fail the run."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped and exitstatus == 0:
+        reporter.write_line(f"FAILED: {len(skipped)} test(s) skipped; skips are not allowed")
+        session.exitstatus = 1
