@@ -6,6 +6,7 @@ makes the fixture fail loudly; a skipped test fails the session (see pytest_sess
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import shutil
@@ -19,9 +20,18 @@ from sandbox.postgres import ManagedCluster, free_port
 from tests.support.clis import REPO, CliRunner
 from tests.support.sandbox import SandboxProcess
 
-# Test state lives in the repo (not /tmp/pytest-of-root, which is 0700) so that the `postgres`
-# user can reach the clusters the tests start.
-TEST_ROOT = REPO / ".forge-test"
+
+def _reachable_by_others(path: Path) -> bool:
+    return all(parent.stat().st_mode & 0o001 for parent in [path, *path.parents] if parent.exists())
+
+
+# Test state must be reachable by the `postgres` user (initdb refuses root), so not under
+# /tmp/pytest-of-root (0700): in the repo when its folders allow it, else under /var/tmp.
+TEST_ROOT = (
+    REPO / ".forge-test"
+    if _reachable_by_others(REPO)
+    else Path("/var/tmp/forge-deploy-tests") / hashlib.sha256(bytes(REPO)).hexdigest()[:12]
+)
 
 
 @pytest.fixture(scope="session")
