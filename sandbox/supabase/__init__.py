@@ -1,16 +1,89 @@
-"""The supabase emulator (placeholder until its module lands)."""
+"""The Supabase emulator: the Management API (plain HTTP on the supabase port), each project's
+tenant endpoints (on the apps server, `/sb/<ref>`), and one real PostgreSQL database per project.
+
+Choices where the real API is not pinned down by the spec or the recordings:
+- Project names need not be unique (the real API allows duplicates; refs identify projects).
+- Create answers `status: UNKNOWN` (as recorded); reads say COMING_UP until the provisioning
+  delay has passed, then ACTIVE_HEALTHY. Deleting before that answers the recorded
+  `400 {"message": "Project not ready for deletion."}`.
+- `GET .../api-keys` answers `200 []` until the `supabase.api_keys` delay has passed.
+- SQL endpoints (`/database/query`, `/database/migrations`) answer 400 until the project is up.
+- The project's database is reachable (with its `db_pass`) as soon as create returns.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+import psycopg
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 
 from sandbox.context import Context, Service
+from sandbox.supabase import database
+from sandbox.supabase.admin import admin_routes
+from sandbox.supabase.errors import (
+    ApiError,
+    GuardMiddleware,
+    api_error_handler,
+    error_body,
+    http_error_handler,
+    internal_error_handler,
+)
+from sandbox.supabase.profile import write_profile
+from sandbox.supabase.projects import ProjectRoutes, project_db
+from sandbox.supabase.ratelimit import RateLimiter
+from sandbox.supabase.sql import SqlRoutes
+from sandbox.supabase.state import SupabaseState, status
+from sandbox.supabase.tenant import tenant_routes
+
+
+def _inventory(ctx: Context, state: SupabaseState) -> dict[str, Any]:
+    """Every project with its password and the migrations its database says are applied."""
+    now = ctx.clock.now()
+    projects = []
+    for project in state.projects():
+        entry: dict[str, Any] = {
+            "ref": project["ref"],
+            "name": project["name"],
+            "organization_slug": project["organization_slug"],
+            "region": project["region"],
+            "status": status(project, now),
+            "db_pass": project["db_pass"],
+            "db_user": project["db_role"],
+            "db_name": project["db_name"],
+            "created_at": project["created_at"],
+        }
+        try:
+            entry["migrations"] = database.history(ctx.postgres, project_db(project))
+        except psycopg.Error as e:
+            entry["migrations"] = []
+            entry["migrations_error"] = str(e).strip()
+        projects.append(entry)
+    return {"organization": ctx.identity.supabase_org_slug, "projects": projects}
 
 
 def build(ctx: Context) -> Service:
+    service_dir = ctx.service_dir("supabase")
+    write_profile(ctx, service_dir / "profile.yaml")
+    state = SupabaseState(service_dir / "state.json", ctx.clock)
+    limiter = RateLimiter(now=ctx.clock.now)
+    app = Starlette(
+        routes=[*ProjectRoutes(ctx, state).routes(), *SqlRoutes(ctx, state).routes()],
+        middleware=[
+            Middleware(GuardMiddleware, token=ctx.identity.supabase_token, limiter=limiter)
+        ],
+        exception_handlers={
+            ApiError: api_error_handler,
+            HTTPException: http_error_handler,
+            Exception: internal_error_handler,
+        },
+    )
     return Service(
         name="supabase",
-        app=Starlette(),
-        error_body=lambda status, message: {"message": message},
-        resources=lambda: {},
+        app=app,
+        error_body=error_body,
+        resources=lambda: _inventory(ctx, state),
+        apps_routes=[*admin_routes(ctx, limiter), *tenant_routes(ctx, state)],
     )

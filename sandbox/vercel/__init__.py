@@ -1,16 +1,82 @@
-"""The vercel emulator (placeholder until its module lands)."""
+"""The Vercel emulator: REST API on the vercel port, deployments served on the apps server.
+
+See `state` (durable records), `lifecycle` (statuses from timestamps), `deploy` and
+`deployments` (the deployment API), `serving` (HTTPS on the apps server).
+"""
 
 from __future__ import annotations
 
-from starlette.applications import Starlette
+from typing import Any
 
 from sandbox.context import Context, Service
+from sandbox.vercel import lifecycle, serving
+from sandbox.vercel.app import build_app
+from sandbox.vercel.errors import error_body
+from sandbox.vercel.state import VercelState
+
+
+def inventory(state: VercelState) -> dict[str, Any]:
+    """Everything that exists, for `forge-sandbox resources` (sensitive values never shown)."""
+    now = state.now_ms()
+    env: list[dict[str, Any]] = []
+    for project in state.projects.values():
+        for var in project.get("env", []):
+            item = {
+                "project": project["name"],
+                "id": var["id"],
+                "key": var["key"],
+                "target": list(var["target"]),
+                "type": var["type"],
+            }
+            if var["type"] != "sensitive":
+                item["value"] = var["value"]
+            env.append(item)
+    deployments = [
+        {
+            "id": d["id"],
+            "project": d["name"],
+            "projectId": d["projectId"],
+            "url": d["url"],
+            "readyState": lifecycle.ready_state(d, now),
+            "target": d.get("target"),
+            "aliasAssigned": lifecycle.alias_assigned(d, now),
+            "files": len(d["files"]),
+            "missingEnv": list(d.get("missingEnv", [])),
+        }
+        for d in sorted(state.deployments.values(), key=lambda d: d["createdAt"])
+    ]
+    aliases: list[dict[str, Any]] = []
+    for project in state.projects.values():
+        current = lifecycle.current_production(
+            project, state.project_deployments(project["id"]), now
+        )
+        if current is not None:
+            aliases.append(
+                {
+                    "alias": state.production_alias(project["name"]),
+                    "deploymentId": current["id"],
+                    "production": True,
+                }
+            )
+    aliases += [
+        {"alias": a["alias"], "deploymentId": a["deploymentId"], "production": False}
+        for a in state.aliases.values()
+    ]
+    return {
+        "team": {"id": state.team_id, "slug": state.ctx.identity.vercel_team_slug},
+        "projects": [{"id": p["id"], "name": p["name"]} for p in state.projects.values()],
+        "env": env,
+        "deployments": deployments,
+        "aliases": aliases,
+    }
 
 
 def build(ctx: Context) -> Service:
+    state = VercelState(ctx)
     return Service(
         name="vercel",
-        app=Starlette(),
-        error_body=lambda status, message: {"message": message},
-        resources=lambda: {},
+        app=build_app(state),
+        error_body=error_body,
+        resources=lambda: inventory(state),
+        apps_routes=serving.routes(state),
     )

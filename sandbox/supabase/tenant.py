@@ -1,0 +1,99 @@
+"""A project's own API (the real `https://<ref>.supabase.co`), mounted on the apps server under
+`/sb/<ref>`: the three version endpoints `supabase link` reads, behind the `apikey` gateway."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from sandbox.context import Context
+from sandbox.supabase import views
+from sandbox.supabase.keys import all_keys
+from sandbox.supabase.state import SupabaseState, status
+
+Handler = Callable[[Request, dict[str, Any]], Awaitable[Response]]
+
+
+def _error(status_code: int, message: str, hint: str | None = None) -> JSONResponse:
+    body = {"message": message}
+    if hint:
+        body["hint"] = hint
+    return JSONResponse(body, status_code=status_code)
+
+
+def tenant_routes(ctx: Context, state: SupabaseState) -> list[BaseRoute]:
+    def gateway(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """404 unknown project, 503 while it is not up, 401 without one of its keys."""
+
+        async def guarded(request: Request) -> Response:
+            project = state.get(request.path_params["ref"])
+            if project is None:
+                return _error(404, "Project not found")
+            current = status(project, ctx.clock.now())
+            if current != "ACTIVE_HEALTHY":
+                return _error(503, f"Project is not available: its status is {current}")
+            given = request.headers.get("apikey") or request.query_params.get("apikey")
+            if not given:
+                return _error(
+                    401,
+                    "No API key found in request",
+                    "No `apikey` request header or url param was found.",
+                )
+            if not any(hmac.compare_digest(given, key) for key in all_keys(project["keys"])):
+                return _error(
+                    401,
+                    "Invalid API key",
+                    "Double check your Supabase `anon` or `service_role` API key.",
+                )
+            return await handler(request, project)
+
+        return guarded
+
+    async def rest_root(request: Request, project: dict[str, Any]) -> Response:
+        return JSONResponse(
+            {
+                "swagger": "2.0",
+                "info": {
+                    "description": "",
+                    "title": "standard public schema",
+                    "version": views.POSTGREST_VERSION,
+                },
+                "host": request.url.netloc,
+                "basePath": "/",
+                "schemes": ["https"],
+                "consumes": ["application/json", "application/vnd.pgrst.object+json"],
+                "produces": ["application/json", "application/vnd.pgrst.object+json"],
+                "paths": {"/": {"get": {"summary": "OpenAPI description (this document)"}}},
+                "definitions": {},
+            },
+            media_type="application/openapi+json",
+        )
+
+    async def auth_health(request: Request, project: dict[str, Any]) -> Response:
+        return JSONResponse(
+            {
+                "version": views.GOTRUE_VERSION,
+                "name": "GoTrue",
+                "description": "GoTrue is a user registration and authentication API",
+            }
+        )
+
+    async def storage_version(request: Request, project: dict[str, Any]) -> Response:
+        return PlainTextResponse(views.STORAGE_VERSION)
+
+    async def not_found(request: Request, project: dict[str, Any]) -> Response:
+        return _error(404, "no Route matched with those values")
+
+    base = "/sb/{ref}"
+    return [
+        Route(f"{base}/rest/v1/", gateway(rest_root), methods=["GET", "HEAD"]),
+        Route(f"{base}/rest/v1", gateway(rest_root), methods=["GET", "HEAD"]),
+        Route(f"{base}/auth/v1/health", gateway(auth_health), methods=["GET"]),
+        Route(f"{base}/storage/v1/version", gateway(storage_version), methods=["GET"]),
+        Route(f"{base}/{{rest:path}}", gateway(not_found)),
+    ]
