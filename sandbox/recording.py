@@ -20,6 +20,11 @@ _MAX_BODY = 1 << 20
 def _decode(body: bytes, content_type: str) -> Any:
     if len(body) > _MAX_BODY:
         return {"_truncated": len(body)}
+    if "stream+json" in content_type or "ndjson" in content_type:
+        try:
+            return [json.loads(line) for line in body.splitlines() if line.strip()]
+        except ValueError:
+            return {"_undecodable": len(body)}
     if "json" in content_type:
         try:
             return json.loads(body) if body else None
@@ -52,27 +57,13 @@ class RecordingMiddleware:
         request_body = bytearray()
         response_body = bytearray()
         response: dict[str, Any] = {}
+        written = False
 
-        async def recv() -> Message:
-            message = await receive()
-            if message["type"] == "http.request" and len(request_body) <= _MAX_BODY:
-                request_body.extend(message.get("body", b""))
-            return message
-
-        async def snd(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                response["status"] = message["status"]
-                response["headers"] = {
-                    k.decode("latin-1").lower(): v.decode("latin-1")
-                    for k, v in message.get("headers", [])
-                }
-            elif message["type"] == "http.response.body" and len(response_body) <= _MAX_BODY:
-                response_body.extend(message.get("body", b""))
-            await send(message)
-
-        try:
-            await self.app(scope, recv, snd)
-        finally:
+        def record() -> None:
+            nonlocal written
+            if written:
+                return
+            written = True
             headers = {
                 k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
             }
@@ -94,3 +85,30 @@ class RecordingMiddleware:
                     ),
                 }
             )
+
+        async def recv() -> Message:
+            message = await receive()
+            if message["type"] == "http.request" and len(request_body) <= _MAX_BODY:
+                request_body.extend(message.get("body", b""))
+            return message
+
+        async def snd(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response["status"] = message["status"]
+                response["headers"] = {
+                    k.decode("latin-1").lower(): v.decode("latin-1")
+                    for k, v in message.get("headers", [])
+                }
+            elif message["type"] == "http.response.body":
+                if len(response_body) <= _MAX_BODY:
+                    response_body.extend(message.get("body", b""))
+                if not message.get("more_body"):
+                    # Written before the last byte leaves, so a client that has its answer
+                    # always finds the exchange in the log.
+                    record()
+            await send(message)
+
+        try:
+            await self.app(scope, recv, snd)
+        finally:
+            record()

@@ -274,3 +274,30 @@ def _processes_using(state: Path) -> list[str]:
     return [
         line for line in result.stdout.splitlines() if str(state) in line and "ps -eo" not in line
     ]
+
+
+@pytest.mark.postgres
+def test_demo_the_readme_main_command_shows_every_provider_answering(test_root: Path) -> None:
+    # scripts/run is bootstrap + exactly this command.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sandbox.cli",
+            "demo",
+            "--once",
+            "--state-dir",
+            str(test_root / "demo"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for service in ("github", "supabase", "vercel"):
+        assert any(
+            line.startswith("ok ") and service in line for line in result.stderr.splitlines()
+        ), result.stderr
+    assert json.loads(result.stdout)["apps"].startswith("https://127.0.0.1:")
+    assert _processes_using(test_root / "demo") == []
