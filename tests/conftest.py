@@ -77,6 +77,8 @@ def _clear_faults(request: pytest.FixtureRequest) -> Iterator[None]:
         if handle.process is not None:
             handle.set_faults([])
             handle.set_time_scale(handle.time_scale)
+            # Supabase's 120/min budget is shared by the whole session: fresh windows per test.
+            handle.admin("DELETE", "supabase/rate-limit").raise_for_status()
 
 
 @pytest.fixture
