@@ -11,6 +11,7 @@ from pytest_socket import SocketConnectBlockedError
 from tests.support.loopback import violations
 
 
+@pytest.mark.filterwarnings("ignore:A test tried to use socket:UserWarning")
 def test_the_test_process_cannot_open_a_non_loopback_connection() -> None:
     # pytest-socket refuses before any packet is sent (pyproject addopts: --allow-hosts).
     with pytest.raises(SocketConnectBlockedError):

@@ -1,16 +1,48 @@
-"""The github emulator (placeholder until its module lands)."""
+"""The GitHub emulator: REST (/api/v3), GraphQL (/api/graphql) and git smart-HTTP, over HTTPS.
+
+Enough of GitHub for `gh repo create/view/delete`, `git push/clone` and forge-deploy's own
+client: repositories in orgs and user accounts, topics, branches and commits read from real
+bare repositories, GitHub's error bodies and a counting rate limit.
+"""
 
 from __future__ import annotations
 
-from starlette.applications import Starlette
+from typing import Any
 
 from sandbox.context import Context, Service
+from sandbox.github.app import build_app
+from sandbox.github.errors import error_body
+from sandbox.github.repos import Repos
 
 
 def build(ctx: Context) -> Service:
+    repos = Repos(ctx)
+
+    def resources() -> dict[str, Any]:
+        return {
+            "org": ctx.identity.github_org,
+            "user": ctx.identity.github_user,
+            "repos": [
+                {
+                    "owner": record["owner"],
+                    "name": record["name"],
+                    "full_name": f"{record['owner']}/{record['name']}",
+                    "private": record["private"],
+                    "visibility": "private" if record["private"] else "public",
+                    "description": record["description"],
+                    "topics": record["topics"],
+                    "archived": record["archived"],
+                    "default_branch": record["default_branch"],
+                    "pushed_commit": repos.head(record),
+                    "created_at": record["created_at"],
+                }
+                for record in sorted(repos.all(), key=lambda r: r["id"])
+            ],
+        }
+
     return Service(
         name="github",
-        app=Starlette(),
-        error_body=lambda status, message: {"message": message},
-        resources=lambda: {},
+        app=build_app(ctx, repos),
+        error_body=error_body,
+        resources=resources,
     )

@@ -1,0 +1,185 @@
+"""The GitHub emulator's ASGI app: REST under /api/v3, GraphQL at /api/graphql, git at /<o>/<r>.
+
+Every API answer goes through `Api.endpoint`: token check (401 Bad credentials), one point of
+the hourly budget (403 when spent), GitHub's error body for a raised GitHubError, and the
+`x-ratelimit-*` headers — on errors too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from sandbox.context import Context
+from sandbox.github import gql
+from sandbox.github.accounts import USER_ID, Accounts
+from sandbox.github.errors import DOCS, GRAPHQL_DOCS, REST_DOCS, GitHubError, bad_json, not_found
+from sandbox.github.gql_resolvers import Env
+from sandbox.github.ratelimit import UNAUTHENTICATED_LIMIT, Outcome, RateLimiter
+from sandbox.github.repos import Repos
+from sandbox.github.rest import Rest
+from sandbox.github.shapes import Shapes
+from sandbox.github.smarthttp import GitHttp
+
+Handler = Callable[[Request], Awaitable[Response]]
+API_VERSION = "2022-11-28"
+# What a classic PAT made for deploys carries (gh checks these when an operation is refused).
+OAUTH_SCOPES = "delete_repo, read:org, repo, workflow"
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def api_token(header: str | None) -> str | None:
+    """The token in `token T`, `Bearer T` or Basic `user:T`; None if there is no header."""
+    if header is None:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() in ("token", "bearer"):
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            user, _, password = base64.b64decode(value.strip()).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+        return password or user
+    return ""
+
+
+class Api:
+    def __init__(self, ctx: Context, limiter: RateLimiter) -> None:
+        self.token = ctx.identity.github_token
+        self.limiter = limiter
+
+    def authenticate(self, request: Request, resource: str) -> Response | None:
+        """None when the token is the sandbox's; otherwise the 401 to send."""
+        header = request.headers.get("authorization")
+        given = api_token(header)
+        if given and hmac.compare_digest(given.encode(), self.token.encode()):
+            return None
+        client = request.client.host if request.client else "unknown"
+        outcome = self.limiter.spend(f"ip:{client}", resource, UNAUTHENTICATED_LIMIT)
+        docs = GRAPHQL_DOCS if resource == "graphql" else REST_DOCS
+        if given is None:
+            message = (
+                "This endpoint requires you to be authenticated."
+                if resource == "graphql"
+                else "Requires authentication"
+            )
+        else:
+            message = "Bad credentials"
+        return self.finish(GitHubError(401, message).response(docs), outcome)
+
+    def finish(self, response: Response, outcome: Outcome) -> Response:
+        response.headers.update(outcome.headers())
+        response.headers["x-github-api-version-selected"] = API_VERSION
+        response.headers["x-github-media-type"] = "github.v3; format=json"
+        response.headers["x-github-request-id"] = secrets.token_hex(8).upper()
+        return response
+
+    def endpoint(
+        self, handler: Handler, doc: str, resource: str = "core", counted: bool = True
+    ) -> Handler:
+        async def run(request: Request) -> Response:
+            refused = self.authenticate(request, resource)
+            if refused is not None:
+                return refused
+            spend = self.limiter.spend if counted else self.limiter.peek
+            outcome = spend("token", resource)
+            if not outcome.allowed:
+                error = GitHubError(
+                    403,
+                    f"API rate limit exceeded for user ID {USER_ID}. If you reach out to GitHub "
+                    "Support for help, please include the request ID.",
+                    doc=DOCS["rate-limited"],
+                )
+                return self.finish(error.response(), outcome)
+            try:
+                response = await handler(request)
+            except GitHubError as e:
+                response = e.response(doc)
+            response.headers["x-oauth-scopes"] = OAUTH_SCOPES
+            return self.finish(response, outcome)
+
+        return run
+
+
+def _graphql_handler(env_factory: Callable[[], Env], api: Api) -> Handler:
+    async def graphql(request: Request) -> Response:
+        try:
+            payload = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            raise bad_json() from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            return JSONResponse(
+                {
+                    "errors": [
+                        {"message": "A query attribute must be specified and must be a string."}
+                    ]
+                }
+            )
+        variables: Any = payload.get("variables") or {}
+        if isinstance(variables, str):
+            try:
+                variables = json.loads(variables) or {}
+            except ValueError:
+                variables = None
+        if not isinstance(variables, dict):
+            return JSONResponse({"errors": [{"message": "Variables are invalid JSON."}]})
+        name = payload.get("operationName")
+        env = env_factory()
+        env.rate = api.limiter.peek("token", "graphql")
+        result = await run_in_threadpool(
+            gql.run, env, payload["query"], variables, name if isinstance(name, str) else None
+        )
+        return JSONResponse(result)
+
+    return graphql
+
+
+def build_app(ctx: Context, repos: Repos) -> Starlette:
+    accounts = Accounts(ctx)
+    shapes = Shapes(accounts, ctx.urls.host)
+    limiter = RateLimiter(ctx.clock.now)
+    api = Api(ctx, limiter)
+    rest = Rest(repos, accounts, shapes, limiter)
+
+    routes: list[BaseRoute] = []
+    for method, path, handler, doc in rest.table():
+        counted = path != "/rate_limit"
+        routes.append(
+            Route(
+                f"/api/v3{path}",
+                api.endpoint(handler, DOCS[doc], counted=counted),
+                methods=[method],
+            )
+        )
+
+    async def unknown(request: Request) -> Response:
+        raise not_found()
+
+    routes.append(
+        Route("/api/v3/{rest:path}", api.endpoint(unknown, REST_DOCS), methods=ALL_METHODS)
+    )
+    routes.append(Route("/api/v3", api.endpoint(unknown, REST_DOCS), methods=ALL_METHODS))
+    graphql = _graphql_handler(lambda: Env(repos, accounts, shapes), api)
+    routes.append(
+        Route("/api/graphql", api.endpoint(graphql, GRAPHQL_DOCS, "graphql"), methods=["POST"])
+    )
+    git = GitHttp(ctx, repos)
+    routes.append(Route("/{owner}/{repo}/{rest:path}", git.handle, methods=["GET", "POST"]))
+
+    async def fallback(request: Request) -> Response:
+        return JSONResponse({"message": "Not Found"}, status_code=404)
+
+    routes.append(Route("/{path:path}", fallback, methods=ALL_METHODS))
+    return Starlette(routes=routes)
