@@ -99,6 +99,8 @@ class RecordingMiddleware:
                     k.decode("latin-1").lower(): v.decode("latin-1")
                     for k, v in message.get("headers", [])
                 }
+                if message["status"] in (204, 304) or scope["method"] == "HEAD":
+                    record()  # the client has its whole answer once the headers leave
             elif message["type"] == "http.response.body":
                 if len(response_body) <= _MAX_BODY:
                     response_body.extend(message.get("body", b""))
