@@ -9,9 +9,10 @@ unauthenticated budget of the caller's address (60 an hour), as on GitHub, but s
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from sandbox.ratelimit import FixedWindows, Window
 
 WINDOW_S = 3600
 AUTHENTICATED_LIMIT = 5000
@@ -60,31 +61,20 @@ class Outcome:
 class RateLimiter:
     def __init__(self, now: Callable[[], float]) -> None:
         self._now = now
-        self._lock = threading.Lock()
-        self._budgets: dict[tuple[str, str], Budget] = {}
+        self._windows = FixedWindows(now, WINDOW_S)
 
-    def _budget(self, key: str, resource: str, limit: int) -> Budget:
-        now = self._now()
-        budget = self._budgets.get((key, resource))
-        if budget is None or now >= budget.reset:
-            budget = Budget(limit=limit, reset=math.ceil(now) + WINDOW_S)
-            self._budgets[(key, resource)] = budget
-        return budget
+    @staticmethod
+    def _outcome(resource: str, window: Window) -> Outcome:
+        budget = Budget(window.limit, window.used, math.ceil(window.ends_at))
+        return Outcome(resource, budget, window.allowed)
 
     def spend(self, key: str, resource: str, limit: int = AUTHENTICATED_LIMIT) -> Outcome:
         """Count one call; over the limit it is not allowed and nothing more is counted."""
-        with self._lock:
-            budget = self._budget(key, resource, limit)
-            if budget.used >= budget.limit:
-                return Outcome(resource, Budget(budget.limit, budget.used, budget.reset), False)
-            budget.used += 1
-            return Outcome(resource, Budget(budget.limit, budget.used, budget.reset), True)
+        return self._outcome(resource, self._windows.hit(f"{key}|{resource}", limit))
 
     def peek(self, key: str, resource: str, limit: int = AUTHENTICATED_LIMIT) -> Outcome:
         """The budget as it stands, without counting (GET /rate_limit)."""
-        with self._lock:
-            budget = self._budget(key, resource, limit)
-            return Outcome(resource, Budget(budget.limit, budget.used, budget.reset), True)
+        return self._outcome(resource, self._windows.peek(f"{key}|{resource}", limit))
 
     def overview(self, key: str) -> dict[str, object]:
         """The `/rate_limit` body: every resource GitHub lists, `rate` mirroring `core`."""

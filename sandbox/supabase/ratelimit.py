@@ -8,9 +8,10 @@ window ends. The decision is a pure function of the injected clock, so it is tes
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from sandbox.ratelimit import FixedWindows
 
 LIMIT = 120
 WINDOW_S = 60.0
@@ -31,40 +32,26 @@ class Decision:
         }
 
 
-@dataclass
-class _Window:
-    started: float
-    used: int
-
-
 class RateLimiter:
     """Counts calls per key; a window opens at the first call after the previous one ended."""
 
     def __init__(
         self, now: Callable[[], float], limit: int = LIMIT, window_s: float = WINDOW_S
     ) -> None:
-        self._now = now
         self.limit = limit
-        self.window_s = window_s
-        self._windows: dict[str, _Window] = {}
-        self._lock = threading.Lock()
+        self._windows = FixedWindows(now, window_s)
+
+    @property
+    def window_s(self) -> float:
+        return self._windows.window_s
 
     def reset(self) -> None:
         """Forget every window: the next call of each key opens a fresh one."""
-        with self._lock:
-            self._windows.clear()
+        self._windows.reset()
 
     def hit(self, key: str) -> Decision:
         """Count one call for `key` (refused calls are not counted)."""
-        with self._lock:
-            now = self._now()
-            window = self._windows.get(key)
-            if window is None or now - window.started >= self.window_s or now < window.started:
-                window = _Window(started=now, used=0)
-                self._windows[key] = window
-            left = window.started + self.window_s - now
-            reset_s = min(int(self.window_s), max(1, math.ceil(left)))
-            if window.used >= self.limit:
-                return Decision(False, self.limit, 0, reset_s)
-            window.used += 1
-            return Decision(True, self.limit, self.limit - window.used, reset_s)
+        window = self._windows.hit(key, self.limit)
+        left = window.ends_at - window.now
+        reset_s = min(int(window.window_s), max(1, math.ceil(left)))
+        return Decision(window.allowed, window.limit, window.remaining, reset_s)

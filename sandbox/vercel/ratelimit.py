@@ -5,10 +5,11 @@ total}` and `X-RateLimit-*` headers. The decision is a pure function of the inje
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from sandbox.ratelimit import FixedWindows
 
 WINDOW_S = 60.0
 DEFAULT_BUDGET = 1000  # calls per minute for an endpoint without its own budget
@@ -41,20 +42,9 @@ class Decision:
 
 class RateLimiter:
     def __init__(self, now: Callable[[], float], window_s: float = WINDOW_S) -> None:
-        self._now = now
-        self.window_s = window_s
-        self._windows: dict[str, tuple[float, int]] = {}
-        self._lock = threading.Lock()
+        self._windows = FixedWindows(now, window_s)
 
     def hit(self, key: str, total: int) -> Decision:
         """Count one call of `key` against `total` per window (refused calls do not count)."""
-        with self._lock:
-            now = self._now()
-            started, used = self._windows.get(key, (now, 0))
-            if now >= started + self.window_s:
-                started, used = now, 0
-            reset_at = started + self.window_s
-            if used >= total:
-                return Decision(False, total, 0, reset_at)
-            self._windows[key] = (started, used + 1)
-            return Decision(True, total, total - used - 1, reset_at)
+        window = self._windows.hit(key, total)
+        return Decision(window.allowed, total, window.remaining, window.ends_at)
