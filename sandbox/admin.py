@@ -22,17 +22,20 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def guarded(ctx: Context, handler: Handler) -> Handler:
+    """`handler`, answering 401 unless the request carries the sandbox's admin token."""
+    expected = f"Bearer {ctx.identity.admin_token}".encode()
+
+    async def wrapper(request: Request) -> Response:
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return _error(401, "admin token required")
+        return await handler(request)
+
+    return wrapper
+
+
 def admin_routes(ctx: Context, services: list[Service]) -> list[Route]:
-    def guarded(handler: Handler) -> Handler:
-        async def wrapper(request: Request) -> Response:
-            given = request.headers.get("authorization", "")
-            expected = f"Bearer {ctx.identity.admin_token}"
-            if not hmac.compare_digest(given.encode(), expected.encode()):
-                return _error(401, "admin token required")
-            return await handler(request)
-
-        return wrapper
-
     async def read_json(request: Request) -> Any:
         try:
             return json.loads(await request.body())
@@ -65,7 +68,7 @@ def admin_routes(ctx: Context, services: list[Service]) -> list[Route]:
         return JSONResponse({service.name: service.resources() for service in services})
 
     return [
-        Route("/_admin/faults", guarded(faults), methods=["GET", "PUT", "POST"]),
-        Route("/_admin/time-scale", guarded(time_scale), methods=["GET", "PUT"]),
-        Route("/_admin/resources", guarded(resources), methods=["GET"]),
+        Route("/_admin/faults", guarded(ctx, faults), methods=["GET", "PUT", "POST"]),
+        Route("/_admin/time-scale", guarded(ctx, time_scale), methods=["GET", "PUT"]),
+        Route("/_admin/resources", guarded(ctx, resources), methods=["GET"]),
     ]

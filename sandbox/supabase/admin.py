@@ -7,24 +7,19 @@ the next one throttled for up to a minute).
 
 from __future__ import annotations
 
-import hmac
 import json
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox.admin import guarded
 from sandbox.context import Context
 from sandbox.supabase.ratelimit import RateLimiter
 
 
 def admin_routes(ctx: Context, limiter: RateLimiter) -> list[Route]:
-    expected = f"Bearer {ctx.identity.admin_token}".encode()
-
     async def rate_limit(request: Request) -> Response:
-        given = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
-            return JSONResponse({"error": "admin token required"}, status_code=401)
         if request.method == "PUT":
             try:
                 limit = json.loads(await request.body())["limit"]
@@ -39,4 +34,10 @@ def admin_routes(ctx: Context, limiter: RateLimiter) -> list[Route]:
             limiter.reset()
         return JSONResponse({"limit": limiter.limit, "window_s": limiter.window_s})
 
-    return [Route("/_admin/supabase/rate-limit", rate_limit, methods=["GET", "PUT", "DELETE"])]
+    return [
+        Route(
+            "/_admin/supabase/rate-limit",
+            guarded(ctx, rate_limit),
+            methods=["GET", "PUT", "DELETE"],
+        )
+    ]

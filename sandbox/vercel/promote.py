@@ -3,6 +3,7 @@ deployment, without a rebuild, after `vercel.promote` (scaled) seconds."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -55,35 +56,24 @@ def request_alias_change(
 
 
 def routes(state: VercelState) -> list[Route]:
-    async def promote(request: Request) -> Response:
-        await json_body(request, required=False)
-        request_alias_change(
-            state,
-            request.path_params["projectId"],
-            request.path_params["deploymentId"],
-            "promote",
-        )
-        return Response(status_code=201)
+    def alias_change(kind: str) -> Callable[[Request], Awaitable[Response]]:
+        async def handler(request: Request) -> Response:
+            await json_body(request, required=False)
+            params = request.path_params
+            request_alias_change(state, params["projectId"], params["deploymentId"], kind)
+            return Response(status_code=201)
 
-    async def rollback(request: Request) -> Response:
-        await json_body(request, required=False)
-        request_alias_change(
-            state,
-            request.path_params["projectId"],
-            request.path_params["deploymentId"],
-            "rollback",
-        )
-        return Response(status_code=201)
+        return handler
 
     return [
         Route(
             "/v10/projects/{projectId}/promote/{deploymentId}",
-            endpoint(state, promote),
+            endpoint(state, alias_change("promote")),
             methods=["POST"],
         ),
         Route(
             "/v1/projects/{projectId}/rollback/{deploymentId}",
-            endpoint(state, rollback),
+            endpoint(state, alias_change("rollback")),
             methods=["POST"],
         ),
     ]
