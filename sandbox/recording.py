@@ -1,7 +1,8 @@
 """Traffic recording: every request and answer of the emulators, one JSON line each.
 
 Enabled with `forge-sandbox serve --record`; tests replay the log through the providers'
-OpenAPI documents. Authorization headers are never written.
+OpenAPI documents. Authorization headers are never written, and secret values in bodies (passwords,
+API keys, env var values) are replaced by a placeholder of the same type.
 """
 
 from __future__ import annotations
@@ -15,9 +16,32 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _KEEP_REQUEST_HEADERS = ("content-type", "accept", "x-now-digest", "x-vercel-digest")
 _MAX_BODY = 1 << 20
+_SECRET_KEYS = frozenset({"db_pass", "password", "api_key", "value", "token", "secret"})
+REDACTED = "<redacted>"
+
+
+def redact(document: Any, secret: bool = False) -> Any:
+    """`document` with every string under a secret key, or in an `env` name->value map, replaced."""
+    if isinstance(document, dict):
+        return {
+            key: redact(
+                value,
+                secret or key in _SECRET_KEYS or (key == "env" and isinstance(value, dict)),
+            )
+            for key, value in document.items()
+        }
+    if isinstance(document, list):
+        return [redact(item, secret) for item in document]
+    if secret and isinstance(document, str):
+        return REDACTED
+    return document
 
 
 def _decode(body: bytes, content_type: str) -> Any:
+    return redact(_parse(body, content_type))
+
+
+def _parse(body: bytes, content_type: str) -> Any:
     if len(body) > _MAX_BODY:
         return {"_truncated": len(body)}
     if "stream+json" in content_type or "ndjson" in content_type:

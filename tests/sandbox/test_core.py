@@ -301,3 +301,35 @@ def test_demo_the_readme_main_command_shows_every_provider_answering(test_root: 
         ), result.stderr
     assert json.loads(result.stdout)["apps"].startswith("https://127.0.0.1:")
     assert _processes_using(test_root / "demo") == []
+
+
+def test_recorded_traffic_holds_no_secret_values(sandbox: SandboxProcess, unique: str) -> None:
+    info = sandbox.info["supabase"]
+    password = f"pw-{unique}-" + "s" * 24
+    auth = {"Authorization": f"Bearer {info['token']}"}
+    sandbox.set_time_scale(0)  # keys readable at once (deadlines are fixed at create)
+    created = requests.post(
+        f"{info['api']}/v1/projects",
+        headers=auth,
+        json={
+            "name": f"sec-{unique}",
+            "organization_slug": info["org"],
+            "db_pass": password,
+            "region": "us-east-1",
+        },
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    keys = requests.get(
+        f"{info['api']}/v1/projects/{created.json()['ref']}/api-keys",
+        params={"reveal": "true"},
+        headers=auth,
+        timeout=30,
+    ).json()
+    secrets = [password, *(key["api_key"] for key in keys if key.get("api_key"))]
+    assert len(secrets) > 1
+    log = (sandbox.state_dir / "traffic.jsonl").read_text()
+    assert f"sec-{unique}" in log  # the exchange was recorded ...
+    for secret in secrets:
+        assert secret not in log  # ... without its secrets
+    assert info["token"] not in log and sandbox.info["github"]["token"] not in log
