@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 # Real-world durations, in seconds, of the "realistic" profile.
 REALISTIC_DELAYS: dict[str, float] = {
     "supabase.provision": 90.0,  # create -> ACTIVE_HEALTHY
-    "supabase.api_keys": 20.0,  # create -> api keys readable
+    "supabase.api_keys": 2.0,  # create -> api keys readable (issued with the project)
     "vercel.queue": 5.0,  # QUEUED -> BUILDING
     "vercel.build": 120.0,  # BUILDING -> READY
     "vercel.alias": 3.0,  # READY -> aliasAssigned

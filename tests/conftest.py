@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from runner.context import RunContext
 from sandbox.postgres import ManagedCluster, free_port
+from tests.support import runner as runner_support
 from tests.support.clis import REPO, CliRunner
 from tests.support.sandbox import SandboxProcess
 
@@ -63,6 +65,7 @@ def sandbox(test_root: Path, postgres_url: str) -> Iterator[SandboxProcess]:
     handle.start()
     try:
         yield handle
+        _assert_no_secret_in_runner_output(handle)
     finally:
         handle.stop()
         leaks = handle.loopback_violations()
@@ -86,6 +89,39 @@ def cli(sandbox: SandboxProcess, tmp_path: Path) -> CliRunner:
     home = tmp_path / "home"
     home.mkdir()
     return CliRunner(sandbox.info, home)
+
+
+def _assert_no_secret_in_runner_output(handle: SandboxProcess) -> None:
+    """No token, database password or API key of this session in anything a runner printed."""
+    info = handle.info
+    known = [info["github"]["token"], info["supabase"]["token"], info["vercel"]["token"]]
+    resources = handle.resources()
+    for project in resources["supabase"]["projects"]:
+        known.append(project.get("db_pass", ""))
+        known.extend(project.get("api_keys", []))
+    secrets_ = [s for s in known if s and len(s) >= 8]
+    captured = "\n".join(runner_support.CAPTURED)
+    leaked = [f"{s[:4]}...({len(s)} chars)" for s in secrets_ if s in captured]
+    assert not leaked, f"secrets reached runner output: {leaked}"
+
+
+@pytest.fixture
+def runner_env(sandbox: SandboxProcess) -> dict[str, str]:
+    """What `forge-sandbox env` prints, plus the test knobs (fast polling, tiny backoff)."""
+    return runner_support.runner_env(sandbox)
+
+
+@pytest.fixture
+def run_context(runner_env: dict[str, str]) -> RunContext:
+    """An in-process RunContext against the sandbox; events in `run_context.events`' buffer."""
+    ctx, _ = runner_support.make_context(runner_env)
+    return ctx
+
+
+@pytest.fixture
+def forge_runner(runner_env: dict[str, str], tmp_path: Path) -> runner_support.RunnerProcess:
+    """`forge-runner` processes against the sandbox, under the loopback audit."""
+    return runner_support.RunnerProcess(runner_env, tmp_path)
 
 
 @pytest.fixture

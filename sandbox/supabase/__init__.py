@@ -31,6 +31,7 @@ from sandbox.supabase.errors import (
     http_error_handler,
     internal_error_handler,
 )
+from sandbox.supabase.keys import all_keys
 from sandbox.supabase.profile import write_profile
 from sandbox.supabase.projects import ProjectRoutes, project_db
 from sandbox.supabase.ratelimit import RateLimiter
@@ -40,7 +41,7 @@ from sandbox.supabase.tenant import tenant_routes
 
 
 def _inventory(ctx: Context, state: SupabaseState) -> dict[str, Any]:
-    """Every project with its password and the migrations its database says are applied."""
+    """Every project with its password, API keys and the migrations its database has applied."""
     now = ctx.clock.now()
     projects = []
     for project in state.projects():
@@ -53,6 +54,7 @@ def _inventory(ctx: Context, state: SupabaseState) -> dict[str, Any]:
             "db_pass": project["db_pass"],
             "db_user": project["db_role"],
             "db_name": project["db_name"],
+            "api_keys": all_keys(project["keys"]),
             "created_at": project["created_at"],
         }
         try:

@@ -96,7 +96,7 @@ def test_projects_and_their_deadlines_survive_a_restart(
     ready = api.create(f"keep-{unique}", db_pass="Keep-pass-1")
     api.query(ready, "create table kept (id int); insert into kept values (7)")
     anon = keys_by_type(api, ready)["legacy:anon"]["api_key"]
-    sandbox.set_time_scale(1)  # realistic: 90 s provisioning, 20 s before keys exist
+    sandbox.set_time_scale(1)  # realistic: 90 s provisioning, 2 s before keys exist
     slow = api.create(f"slow-{unique}")
     assert api("GET", f"/v1/projects/{slow}/api-keys").json() == []
 

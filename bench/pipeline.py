@@ -1,0 +1,126 @@
+"""Benchmark: the overlapped pipeline against the same steps in a line, and the critical path.
+
+One run, one sandbox with the realistic profile (Supabase provisioning 90 s, keys after 2 s,
+Vercel queue 5 s + build 120 s, promotion 2 s), time-scaled by --scale. Prints the wall time of
+`forge-runner deploy`, of `forge-runner deploy --sequential` (GitHub → Supabase → Vercel), and
+the critical path computed from the sandbox's delays, with the two ratios.
+
+    .venv/bin/python bench/pipeline.py [--scale 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sandbox.clock import REALISTIC_DELAYS
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "hello-app"
+
+
+def critical_path(scale: float) -> dict[str, float]:
+    d = REALISTIC_DELAYS
+    database = d["supabase.provision"]  # create -> ACTIVE_HEALTHY, then migrations (~0)
+    build = d["supabase.api_keys"] + d["vercel.queue"] + d["vercel.build"]
+    overlapped = max(database, build) + d["vercel.promote"]
+    sequential = database + build - d["supabase.api_keys"] + d["vercel.promote"]
+    return {"critical": overlapped * scale, "sequential_floor": sequential * scale}
+
+
+def start_sandbox(state: Path, scale: float) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.cli", "serve", "--state-dir", str(state),
+         "--time-scale", str(scale)],
+        stdout=subprocess.PIPE,
+        stderr=(state.parent / "sandbox.stderr").open("wb"),
+    )  # fmt: skip
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        raise SystemExit(f"sandbox did not start; see {state.parent / 'sandbox.stderr'}")
+    return process
+
+
+def sandbox_env(state: Path) -> dict[str, str]:
+    out = subprocess.run(
+        [sys.executable, "-m", "sandbox.cli", "env", "--state-dir", str(state)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def timed_deploy(env: dict[str, str], build: Path, name: str, *extra: str) -> float:
+    full = {
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "HOME")},
+        **env,
+        "PATH": os.pathsep.join([str(REPO / "node_modules" / ".bin"), os.environ["PATH"]]),
+        "FORGE_POLL_INTERVAL_S": "0.2",
+    }
+    start = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "runner.cli", "deploy", "--build-dir", str(build), "--name", name,
+         *extra],
+        env=full, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    elapsed = time.monotonic() - start
+    last = json.loads(result.stdout.splitlines()[-1])
+    if result.returncode != 0 or last["payload"]["outcome"] != "live":
+        raise SystemExit(f"{name} did not end live:\n{result.stderr[-3000:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=0.5, help="sandbox time scale")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="forge-bench-", dir="/var/tmp"))
+    root.chmod(0o755)  # the sandbox's PostgreSQL runs as `postgres` and must enter
+    state = root / "sandbox"
+    sandbox = start_sandbox(state, args.scale)
+    try:
+        env = sandbox_env(state)
+        build = root / "app"
+        shutil.copytree(EXAMPLE, build)
+        tag = uuid.uuid4().hex[:6]
+        overlapped = timed_deploy(env, build, f"bench-graph-{tag}")
+        sequential = timed_deploy(env, build, f"bench-line-{tag}", "--sequential")
+        paths = critical_path(args.scale)
+        report = {
+            "scale": args.scale,
+            "overlapped_s": round(overlapped, 2),
+            "sequential_s": round(sequential, 2),
+            "critical_path_s": round(paths["critical"], 2),
+            "overlapped_over_critical": round(overlapped / paths["critical"], 3),
+            "sequential_over_overlapped": round(sequential / overlapped, 3),
+            "ceiling_sequential_over_critical": round(
+                paths["sequential_floor"] / paths["critical"], 3
+            ),
+        }
+        print(f"time scale                       {args.scale}")
+        print(f"overlapped pipeline              {overlapped:8.2f} s")
+        print(f"same steps in sequence           {sequential:8.2f} s")
+        print(f"critical path (sandbox delays)   {paths['critical']:8.2f} s")
+        for label, key, target in (
+            ("overlapped / critical path", "overlapped_over_critical", "(target <= 1.05)"),
+            ("sequential / overlapped", "sequential_over_overlapped", "(target >= 1.7)"),
+            ("ceiling (delays only)", "ceiling_sequential_over_critical", ""),
+        ):
+            print(f"{label:<32} {report[key]:8.3f}  {target}")
+        print(json.dumps(report))
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

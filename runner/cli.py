@@ -1,0 +1,198 @@
+"""forge-runner: the deploy container's entrypoint.
+
+    forge-runner deploy --build-dir DIR [--name NAME] [--resume EVENTS.jsonl]
+    forge-runner plan --build-dir DIR [--name NAME]
+    forge-runner teardown --name NAME [--archive]
+    forge-runner keygen
+
+stdout carries only events (`runner.events`), ending with `eof`; human logs go to stderr.
+Exit codes: 0 live (or planned / removed), 1 failed, 2 bad input, 3 unhealthy, 4 cancelled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from runner import logs, planning, settings, teardown, validation
+from runner.checkpoints import Checkpoints
+from runner.context import RunContext
+from runner.errors import BadInput, Cancelled, RunnerError
+from runner.events import EXIT_CODES, EventType, EventWriter, Heartbeat, Outcome
+from runner.http import RetryPolicy
+from runner.masking import Masker
+from runner.sealing import new_keypair
+from runner.steps import database
+
+log = logging.getLogger("forge.runner")
+
+_SECRET_VARIABLES = (
+    "GH_TOKEN",
+    "GH_ENTERPRISE_TOKEN",
+    "SUPABASE_ACCESS_TOKEN",
+    "VERCEL_TOKEN",
+    "FORGE_SEAL_PRIVATE_KEY",
+)
+
+Work = Callable[[RunContext], tuple[Outcome, dict[str, Any]]]
+
+
+def _deploy_id() -> str:
+    raw = os.environ.get("FORGE_DEPLOY_ID", "")
+    return raw if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", raw) else "unknown"
+
+
+def _run(work: Work) -> None:
+    """Everything a command shares: masking first, events, signals, heartbeat, eof always."""
+    masker = Masker()
+    for name in _SECRET_VARIABLES:
+        masker.register(os.environ.get(name))
+    writer = EventWriter(sys.stdout, _deploy_id(), masker)
+    logs.install(masker, writer)
+    cancel = threading.Event()
+    terminated = threading.Event()
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        log.warning("SIGTERM: stopping at the next safe point")
+        terminated.set()
+        cancel.set()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    outcome = Outcome.FAILED
+    try:
+        config = settings.load()
+        for secret in config.secrets():
+            masker.register(secret)
+        writer.deploy_id = config.run.deploy_id
+        ctx = RunContext(
+            config,
+            writer,
+            masker,
+            Checkpoints(),
+            cancel=cancel,
+            policy=RetryPolicy(scale=config.run.backoff_scale),
+        )
+        ctx.stop_reason = "cancelled by SIGTERM"
+        ctx.checkpoints.attach(writer)
+        if config.run.sealed_db_password and not ctx.checkpoints.get(database.CHECKPOINT_PASSWORD):
+            ctx.checkpoints.put(database.CHECKPOINT_PASSWORD, config.run.sealed_db_password)
+        with Heartbeat(writer, config.run.heartbeat_s):
+            outcome, payload = work(ctx)
+        writer.emit(EventType.RESULT, outcome=outcome.value, **payload)
+    except BadInput as e:
+        outcome = Outcome.BAD_INPUT
+        log.error("bad input: %s", e)
+        writer.emit(EventType.RESULT, outcome=outcome.value, error=str(e))
+    except Cancelled as e:
+        outcome = Outcome.CANCELLED
+        log.warning("%s", e)
+        writer.emit(EventType.RESULT, outcome=outcome.value, error=str(e))
+    except (RunnerError, TimeoutError) as e:
+        outcome = Outcome.FAILED
+        log.error("failed: %s", e)
+        writer.emit(EventType.RESULT, outcome=outcome.value, error=str(e))
+    except Exception as e:
+        outcome = Outcome.FAILED
+        log.exception("crashed: %s", type(e).__name__)
+        writer.emit(EventType.RESULT, outcome=outcome.value, error=f"internal error: {e}")
+    finally:
+        if terminated.is_set() and outcome is Outcome.FAILED:
+            outcome = Outcome.CANCELLED
+        writer.eof(outcome)
+    sys.exit(EXIT_CODES[outcome])
+
+
+@click.group()
+def main() -> None:
+    """Deploy a finished Next.js + Supabase build: GitHub repo, Supabase project, Vercel."""
+
+
+def _name(build_dir: Path, name: str | None) -> str:
+    return validation.app_name(name) if name is not None else validation.default_name(build_dir)
+
+
+@main.command()
+@click.option("--build-dir", required=True, help="The finished app (only read, never written).")
+@click.option("--name", default=None, help="App name (default: package.json name).")
+@click.option(
+    "--resume",
+    "resume",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Events of an earlier attempt (JSON lines): continue from its checkpoints.",
+)
+@click.option("--sequential", is_flag=True, hidden=True, help="Steps in a line (benchmark).")
+def deploy(build_dir: str, name: str | None, resume: Path | None, sequential: bool) -> None:
+    """Make the app live: repo pushed, database migrated, production deployment healthy."""
+    from runner import pipeline
+
+    def work(ctx: RunContext) -> tuple[Outcome, dict[str, Any]]:
+        root = validation.build_dir(build_dir)
+        app = _name(root, name)
+        if resume is not None:
+            previous = Checkpoints.from_events_file(resume)
+            if "FORGE_DEPLOY_ID" not in os.environ and previous.deploy_id:
+                ctx.events.deploy_id = previous.deploy_id  # the same deploy, a new attempt
+                ctx.settings = dataclasses.replace(
+                    ctx.settings,
+                    run=dataclasses.replace(ctx.settings.run, deploy_id=previous.deploy_id),
+                )
+            for key, value in previous.snapshot().items():
+                ctx.checkpoints.put(key, value)
+        report = pipeline.deploy(ctx, app, root, sequential=sequential)
+        payload = {"app": app, "urls": report.urls, "health": report.health, **report.details}
+        return Outcome(report.outcome), payload
+
+    _run(work)
+
+
+@main.command()
+@click.option("--build-dir", required=True, help="The finished app.")
+@click.option("--name", default=None, help="App name (default: package.json name).")
+def plan(build_dir: str, name: str | None) -> None:
+    """What deploy would create, update or leave (read-only)."""
+
+    def work(ctx: RunContext) -> tuple[Outcome, dict[str, Any]]:
+        root = validation.build_dir(build_dir)
+        app = _name(root, name)
+        changes = planning.plan(ctx, app, root)
+        return Outcome.PLANNED, {"app": app, "changes": changes}
+
+    _run(work)
+
+
+@main.command(name="teardown")
+@click.option("--name", required=True, help="App name.")
+@click.option("--archive", is_flag=True, help="Archive the GitHub repo instead of deleting it.")
+def teardown_command(name: str, archive: bool) -> None:
+    """Remove the repo (or archive it), the Supabase project and the Vercel project we made."""
+
+    def work(ctx: RunContext) -> tuple[Outcome, dict[str, Any]]:
+        app = validation.app_name(name)
+        removed = teardown.teardown(ctx, app, archive=archive)
+        return Outcome.REMOVED, {"app": app, "removed": removed}
+
+    _run(work)
+
+
+@main.command()
+def keygen() -> None:
+    """Print a new sealing key pair as JSON (FORGE_SEAL_PUBLIC_KEY / FORGE_SEAL_PRIVATE_KEY)."""
+    public, private = new_keypair()
+    click.echo(json.dumps({"public_key": public, "private_key": private}))
+
+
+if __name__ == "__main__":
+    main()

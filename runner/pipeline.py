@@ -1,0 +1,194 @@
+"""The deploy as a small dependency graph, not a line.
+
+    prepare ─┬─ github.repo ── github.push
+             ├─ supabase.project ── supabase.keys ─┬─ supabase.healthy ── supabase.migrations ─┐
+             └─ vercel.project ────────────────────┴─ vercel.env ── vercel.build ──────────────┴─┐
+                                                              vercel.promote ── health ─────────┘
+
+GitHub and Supabase start together; the Vercel build (a *staged* production deployment: the
+production environment, no production domains) starts as soon as the keys are known, while
+Supabase finishes provisioning and migrating. Production traffic moves to the new deployment
+(`promote`, no rebuild) only after the migrations succeeded. A build that fails before the
+migrations are done is rebuilt once they are (it may need the database at build time).
+`sequential=True` runs the same steps strictly in line (the benchmark's baseline).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner import migrations, workcopy
+from runner.context import RunContext
+from runner.errors import Cancelled
+from runner.steps import app as vercel_app
+from runner.steps import database, health, repo
+from runner.steps_runtime import step
+
+log = logging.getLogger("forge.runner.pipeline")
+
+
+@dataclass
+class DeployReport:
+    outcome: str = "failed"
+    urls: dict[str, str] = field(default_factory=dict)
+    health: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Keys:
+    url: str
+    anon: str
+    service_role: str
+
+
+def _github(ctx: RunContext, app: str, copy: workcopy.WorkCopy, report: DeployReport) -> None:
+    with step(ctx, "github.repo") as s:
+        ensured = repo.ensure_repo(ctx, app)
+        s.info.update(created=ensured.created, repo=ensured.repo.full_name)
+    report.urls["repo"] = ensured.repo.html_url
+    with step(ctx, "github.push") as s:
+        pushed = repo.push(ctx, ensured.repo, copy)
+        s.info.update(commit=pushed.commit, pushed=pushed.pushed)
+    report.details["commit"] = pushed.commit
+
+
+def _supabase(
+    ctx: RunContext, app: str, build_dir: Path, keys: Future[Keys], report: DeployReport
+) -> None:
+    try:
+        with step(ctx, "supabase.project") as s:
+            project = database.ensure_project(ctx, app)
+            s.info.update(created=project.created, ref=project.ref)
+        url = database.project_url(ctx, project.ref)
+        report.urls["database"] = url
+        with step(ctx, "supabase.keys"):
+            found = database.read_keys(ctx, project.ref, ctx.settings.run.supabase_deadline_s)
+        keys.set_result(Keys(url, found.anon, found.service_role))
+    except BaseException as e:
+        if not keys.done():
+            keys.set_exception(e)
+        raise
+    with step(ctx, "supabase.healthy"):
+        database.wait_healthy(ctx, project.ref)
+    with step(ctx, "supabase.migrations") as s:
+        result = migrations.push(ctx, project.ref, project.password, build_dir)
+        s.info.update(applied=result.applied)
+    report.details["migrations_applied"] = result.applied
+
+
+def _build(
+    ctx: RunContext,
+    project: vercel_app.VercelProject,
+    copy: workcopy.WorkCopy,
+    name: str,
+    force_new: bool,
+) -> Any:
+    with step(ctx, name) as s:
+        deployed = vercel_app.deploy(ctx, project, copy, staged=True, force_new=force_new)
+        s.info.update(
+            deployment=deployed.deployment.id, files=deployed.files, uploaded=deployed.uploaded
+        )
+        return vercel_app.wait_ready(ctx, deployed.deployment.id)
+
+
+def _vercel_until_built(
+    ctx: RunContext, app: str, copy: workcopy.WorkCopy, keys: Future[Keys]
+) -> tuple[vercel_app.VercelProject, Any, BaseException | None]:
+    """Project, env, staged build. A failed build is returned, not raised: the caller rebuilds
+    it after the migrations."""
+    with step(ctx, "vercel.project") as s:
+        ensured = vercel_app.ensure_project(ctx, app)
+        s.info.update(created=ensured.created, project=ensured.id)
+    known = keys.result()
+    with step(ctx, "vercel.env") as s:
+        vercel_app.set_env(
+            ctx,
+            ensured.id,
+            {
+                "NEXT_PUBLIC_SUPABASE_URL": known.url,
+                "NEXT_PUBLIC_SUPABASE_ANON_KEY": known.anon,
+                "SUPABASE_SERVICE_ROLE_KEY": known.service_role,
+            },
+        )
+        s.info.update(variables=3)
+    try:
+        return ensured, _build(ctx, ensured, copy, "vercel.build", force_new=False), None
+    except vercel_app.BuildFailed as e:
+        log.warning("build failed before the migrations finished; will rebuild after: %s", e)
+        return ensured, None, e
+
+
+def _release(
+    ctx: RunContext,
+    project: vercel_app.VercelProject,
+    deployment: Any,
+    copy: workcopy.WorkCopy,
+    keys: Keys,
+    report: DeployReport,
+) -> None:
+    run = ctx.settings.run
+    attempts = 0
+    while True:
+        with step(ctx, "vercel.promote") as s:
+            live = vercel_app.promote(ctx, project, deployment)
+            s.info.update(url=live, deployment=deployment.id)
+        report.urls["app"] = live
+        with step(ctx, "health") as s:
+            checked = health.check(ctx, live, run.health_path, keys.url, keys.anon)
+            s.info.update(ok=checked.ok)
+        report.health = {"ok": checked.ok, "evidence": checked.evidence, "redeploys": attempts}
+        if checked.ok:
+            report.outcome = "live"
+            return
+        if attempts >= run.health_redeploys:
+            report.outcome = "unhealthy"
+            return
+        attempts += 1
+        log.warning("health check failed; redeploy %d of %d", attempts, run.health_redeploys)
+        deployment = _build(ctx, project, copy, "vercel.redeploy", force_new=True)
+
+
+def deploy(ctx: RunContext, app: str, build_dir: Path, *, sequential: bool = False) -> DeployReport:
+    report = DeployReport()
+    with tempfile.TemporaryDirectory(prefix="forge-work-") as tmp:
+        with step(ctx, "prepare") as s:
+            copy = workcopy.make(build_dir, Path(tmp), f"Deploy {ctx.settings.run.deploy_id}")
+            s.info.update(files=len(copy.files()), tree=copy.tree)
+        keys: Future[Keys] = Future()
+        if sequential:
+            _github(ctx, app, copy, report)
+            _supabase(ctx, app, build_dir, keys, report)
+            project, built, failure = _vercel_until_built(ctx, app, copy, keys)
+        else:
+            with ThreadPoolExecutor(max_workers=3, thread_name_prefix="step") as pool:
+                branches = [
+                    pool.submit(_github, ctx, app, copy, report),
+                    pool.submit(_supabase, ctx, app, build_dir, keys, report),
+                ]
+                vercel = pool.submit(_vercel_until_built, ctx, app, copy, keys)
+                _join([*branches, vercel], ctx)
+                project, built, failure = vercel.result()
+        if built is None:
+            log.info("rebuilding after the migrations: %s", failure)
+            built = _build(ctx, project, copy, "vercel.rebuild", force_new=True)
+        _release(ctx, project, built, copy, keys.result(), report)
+    return report
+
+
+def _join(futures: list[Future[Any]], ctx: RunContext) -> None:
+    """Wait for every branch; the first failure stops the others and is raised."""
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+        if any(f.exception() is not None for f in done):
+            ctx.stop("stopped: another step failed")  # the others stop at their next wait
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    real = [e for e in errors if not isinstance(e, Cancelled)]
+    if real or errors:
+        raise (real or errors)[0]  # type: ignore[misc]

@@ -1,0 +1,26 @@
+"""`forge-runner plan`: what a deploy would create, update or leave. Only GET requests."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from runner import workcopy
+from runner.context import RunContext
+from runner.steps import app as vercel_app
+from runner.steps import database, repo
+
+log = logging.getLogger("forge.runner.plan")
+
+
+def plan(ctx: RunContext, app: str, build_dir: Path) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="forge-plan-") as tmp:
+        copy = workcopy.make(build_dir, Path(tmp), "plan")
+        changes: list[dict[str, Any]] = [repo.plan_repo(ctx, app, copy)]
+        changes.extend(database.plan_database(ctx, app, build_dir))
+        changes.extend(vercel_app.plan_app(ctx, app, copy))
+    for change in changes:
+        log.info("%-20s %-8s %s", change["resource"], change["action"], change.get("detail", ""))
+    return changes

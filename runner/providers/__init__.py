@@ -1,0 +1,1 @@
+"""One small client per provider: takes a ProviderHttp, returns frozen dataclasses."""

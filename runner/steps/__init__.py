@@ -1,0 +1,1 @@
+"""The pipeline's steps: idempotent ensure_* operations, each taking the RunContext first."""

@@ -1,0 +1,111 @@
+"""Is the deploy live? The app answers 2xx on its health path, and the Supabase REST endpoint
+answers 2xx to the anon key.
+
+Requests go out on a session of their own: the CA file of the run, no proxy from the
+environment, and no Authorization header, so no provider token ever reaches the app. Transient
+failures (5xx, 429, a dropped connection) are retried a few times with the run's wait; what is
+returned is the verdict and the evidence (URL, status, a masked excerpt of the body, the error),
+never a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from runner.context import RunContext
+from runner.http import new_session
+
+log = logging.getLogger("forge.runner.health")
+
+STEP = "health"
+ATTEMPTS = 3
+EXCERPT_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+
+def session(ctx: RunContext) -> requests.Session:
+    """The run's TLS trust, no token: `new_session` minus its Authorization header."""
+    http = new_session("", ctx.settings.run.ca_file)
+    http.headers.pop("Authorization", None)
+    return http
+
+
+def _join(base: str, path: str) -> str:
+    return base.rstrip("/") + "/" + path.lstrip("/")
+
+
+def rest_endpoint(project_url: str) -> str:
+    """`{project url}/rest/v1/`; a URL that already ends in /rest/v1 is kept."""
+    base = project_url.rstrip("/")
+    return base + "/" if base.endswith("/rest/v1") else base + "/rest/v1/"
+
+
+def _probe(
+    ctx: RunContext,
+    http: requests.Session,
+    check: str,
+    url: str,
+    headers: dict[str, str],
+    follow_redirects: bool,
+) -> dict[str, Any]:
+    """GET `url` up to ATTEMPTS times while the failure looks transient; the last answer's
+    evidence."""
+    mask = ctx.masker.mask
+    evidence: dict[str, Any] = {"check": check, "url": mask(url)}
+    for attempt in range(1, ATTEMPTS + 1):
+        evidence.update(attempts=attempt, status=None, body=None, error=None)
+        try:
+            response = http.get(
+                url,
+                headers=headers,
+                timeout=(10.0, ctx.settings.run.http_timeout_s),
+                allow_redirects=follow_redirects,
+            )
+        except requests.RequestException as e:
+            evidence["error"] = mask(f"{type(e).__name__}: {e}")[:EXCERPT_CHARS]
+            transient = True
+        else:
+            evidence["status"] = response.status_code
+            evidence["body"] = mask(response.text[: EXCERPT_CHARS * 4])[:EXCERPT_CHARS]
+            if 200 <= response.status_code < 300:
+                evidence["ok"] = True
+                return evidence
+            transient = response.status_code >= 500 or response.status_code == 429
+        log.info("health %s: attempt %d failed (%s)", check, attempt, evidence["status"])
+        if not transient or attempt == ATTEMPTS:
+            break
+        ctx.wait(ctx.policy.wait(None, attempt))  # 1 s, 2 s (scaled like every retry)
+    evidence["ok"] = False
+    return evidence
+
+
+def check(ctx: RunContext, app_url: str, path: str, rest_url: str, anon_key: str) -> Health:
+    """GET `app_url + path` and `{rest_url}/rest/v1/` (with `apikey: anon_key`), each 2xx."""
+    ctx.masker.register(anon_key)
+    with session(ctx) as http:
+        app = _probe(ctx, http, "app", _join(app_url, path), {}, follow_redirects=True)
+        rest = _probe(
+            ctx,
+            http,
+            "supabase_rest",
+            rest_endpoint(rest_url),
+            {"apikey": anon_key},
+            follow_redirects=False,  # the key goes to this host only
+        )
+    evidence = [app, rest]
+    ok = all(item["ok"] for item in evidence)
+    ctx.progress(
+        STEP,
+        "healthy" if ok else "unhealthy",
+        checks={item["check"]: item["status"] for item in evidence},
+    )
+    return Health(ok, evidence)

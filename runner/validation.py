@@ -1,0 +1,123 @@
+"""Hostile input is refused before anything is created, with a message naming the problem.
+
+App names become a GitHub repository, a Supabase project (`forge-<name>`) and a Vercel project,
+so they follow the strictest of the three plus shell- and path-safety: 2 to 40 characters of
+`a-z 0-9 -`, starting with a letter, ending with a letter or digit, no `--`, not reserved.
+A build directory must exist, hold at least one file, keep every symlink inside itself, hold
+no special files, and have UTF-8 migrations named `<version>_<name>.sql`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from pathlib import Path
+
+from runner.errors import BadInput
+
+MAX_NAME = 40
+_NAME = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
+_SHELL = set("`$&|;<>(){}[]*?!~#'\"\\ \t\n\r")
+_MIGRATION = re.compile(r"^(\d+)_(.*)\.sql$")
+RESERVED = frozenset(
+    {
+        "api", "app", "admin", "www", "root", "null", "undefined", "none", "localhost",
+        "github", "supabase", "vercel", "forge", "forge-deploy", "con", "nul", "aux", "prn",
+        "test", "new", "settings", "login", "logout", "team", "teams", "projects",
+    }
+)  # fmt: skip
+
+
+def app_name(raw: str) -> str:
+    """The name, unchanged, or BadInput saying exactly what is wrong with it."""
+    if raw is None or raw.strip() == "":
+        raise BadInput("app name is empty")
+    shown = json.dumps(raw[:60], ensure_ascii=True)
+    if len(raw) > MAX_NAME:
+        raise BadInput(
+            f"app name {shown}... is too long: {len(raw)} characters, at most {MAX_NAME}"
+        )
+    if "/" in raw or "\\" in raw or raw.startswith(".") or ".." in raw:
+        raise BadInput(f"app name {shown} looks like a path; use letters, digits and hyphens")
+    bad_shell = sorted({c for c in raw if c in _SHELL})
+    if bad_shell:
+        raise BadInput(
+            f"app name {shown} contains shell metacharacters or spaces: {''.join(bad_shell)!r}"
+        )
+    if not raw.isascii():
+        raise BadInput(f"app name {shown} has non-ASCII characters; use a-z, 0-9 and hyphens")
+    if raw != raw.lower():
+        raise BadInput(f"app name {shown} has capital letters; use lowercase a-z, 0-9 and hyphens")
+    if not _NAME.match(raw) or "--" in raw:
+        raise BadInput(
+            f"app name {shown} is invalid: 2-{MAX_NAME} characters of a-z 0-9 and single hyphens, "
+            "starting with a letter and ending with a letter or digit"
+        )
+    if raw in RESERVED:
+        raise BadInput(f"app name {shown} is reserved; choose another")
+    return raw
+
+
+def default_name(build_dir: Path) -> str:
+    """`name` from package.json, else the directory's name; validated like any other name."""
+    package = build_dir / "package.json"
+    if package.is_file():
+        try:
+            data = json.loads(package.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise BadInput(f"{package} is not valid UTF-8 JSON: {e}") from e
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            return app_name(data["name"].split("/")[-1])
+    return app_name(build_dir.name)
+
+
+def build_dir(raw: str) -> Path:
+    """The resolved build directory, or BadInput naming what makes it unusable."""
+    path = Path(raw)
+    if not path.exists():
+        raise BadInput(f"build directory {raw} does not exist")
+    if not path.is_dir():
+        raise BadInput(f"build directory {raw} is not a directory")
+    root = path.resolve()
+    files = 0
+    for current, dirs, names in os.walk(root, followlinks=False):
+        here = Path(current)
+        for name in [*dirs, *names]:
+            entry = here / name
+            mode = entry.lstat().st_mode
+            rel = entry.relative_to(root)
+            if stat.S_ISLNK(mode):
+                target = (entry.parent / entry.readlink()).resolve()
+                if target != root and root not in target.parents:
+                    raise BadInput(
+                        f"build directory: symlink {rel} points outside it ({entry.readlink()})"
+                    )
+            elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise BadInput(f"build directory: {rel} is not a regular file or directory")
+            elif stat.S_ISREG(mode):
+                files += 1
+        dirs[:] = [d for d in dirs if not (here / d).is_symlink()]
+    if files == 0:
+        raise BadInput(f"build directory {raw} is empty")
+    _migrations(root)
+    return root
+
+
+def migration_files(root: Path) -> list[Path]:
+    folder = root / "supabase" / "migrations"
+    return sorted(folder.glob("*.sql")) if folder.is_dir() else []
+
+
+def _migrations(root: Path) -> None:
+    for path in migration_files(root):
+        rel = path.relative_to(root)
+        if not _MIGRATION.match(path.name):
+            raise BadInput(f"{rel}: a migration file name must be <version digits>_<name>.sql")
+        try:
+            path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise BadInput(
+                f"{rel} is not UTF-8 (byte {e.start}): migrations must be UTF-8 text"
+            ) from e

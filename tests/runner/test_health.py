@@ -1,0 +1,160 @@
+"""The health check against the sandbox: a served app and the Supabase REST endpoint are
+healthy; an app READY but missing an env var (500), a wrong anon key, or an unreachable app
+are not, with evidence that carries no secret."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runner import workcopy
+from runner.context import RunContext
+from runner.http import new_session
+from runner.steps import app as vercel_step
+from runner.steps import health
+from sandbox.postgres import free_port
+from tests.support import runner as runner_support
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def ctx_stream(runner_env: dict[str, str]) -> tuple[RunContext, io.StringIO]:
+    return runner_support.make_context(runner_env)
+
+
+@pytest.fixture
+def supabase_project(
+    ctx_stream: tuple[RunContext, io.StringIO], unique: str
+) -> Iterator[tuple[str, str]]:
+    """(project URL, anon key) of an ACTIVE_HEALTHY Supabase project made for the test."""
+    ctx, _ = ctx_stream
+    created = ctx.supabase.json(
+        "POST",
+        "/v1/projects",
+        idempotent=False,
+        json={
+            "name": f"health-{unique}",
+            "organization_slug": ctx.settings.supabase.org_id,
+            "region": ctx.settings.supabase.region,
+            "db_pass": f"Health-pass-{unique}-0123456789",
+        },
+    )
+    ref = str(created["ref"])
+
+    def up() -> bool | None:
+        status = ctx.supabase.json("GET", f"/v1/projects/{ref}")["status"]
+        return True if status == "ACTIVE_HEALTHY" else None
+
+    ctx.poll("test", "supabase project", up, 60)
+    keys = ctx.supabase.json("GET", f"/v1/projects/{ref}/api-keys")
+    anon = next(str(k["api_key"]) for k in keys if k["name"] == "anon")
+    ctx.masker.register(anon)
+    try:
+        yield ctx.settings.supabase.project_url.replace("{ref}", ref), anon
+    finally:
+        ctx.supabase.request("DELETE", f"/v1/projects/{ref}")
+
+
+def build(tmp_path: Path, label: str, files: dict[str, str]) -> workcopy.WorkCopy:
+    source = tmp_path / f"build-{label}"
+    source.mkdir()
+    for rel, text in files.items():
+        (source / rel).write_text(text)
+    return workcopy.make(source, tmp_path / f"copy-{label}", f"build {label}")
+
+
+def deployed(
+    ctx: RunContext, app: str, copy: workcopy.WorkCopy, force_new: bool = False
+) -> tuple[vercel_step.VercelProject, str]:
+    project = vercel_step.ensure_project(ctx, app)
+    result = vercel_step.deploy(ctx, project, copy, force_new=force_new)
+    ready = vercel_step.wait_ready(ctx, result.deployment.id)
+    return project, f"https://{ready.url}"
+
+
+def test_session_sends_no_token(run_context: RunContext) -> None:
+    session = health.session(run_context)
+    assert "Authorization" not in session.headers
+    assert session.verify == str(run_context.settings.run.ca_file)
+    assert "Authorization" in new_session("x" * 12, None).headers  # what was removed
+
+
+def test_healthy_app_and_database(
+    ctx_stream: tuple[RunContext, io.StringIO],
+    supabase_project: tuple[str, str],
+    unique: str,
+    tmp_path: Path,
+) -> None:
+    ctx, stream = ctx_stream
+    project_url, anon = supabase_project
+    copy = build(
+        tmp_path, "ok", {"index.html": f"<h1>up {unique}</h1>\n", "ping.html": f"pong {unique}\n"}
+    )
+    project, _ = deployed(ctx, f"healthy-{unique}", copy)
+    ready = vercel_step.wait_ready(ctx, str(ctx.checkpoints.get("vercel.deployment_id")))
+    url = vercel_step.promote(ctx, project, ready)
+    verdict = health.check(ctx, url, "/ping", project_url, anon)
+    assert verdict.ok, verdict.evidence
+    app, rest = verdict.evidence
+    assert (app["check"], app["status"], app["attempts"]) == ("app", 200, 1)
+    assert app["url"] == f"{url}/ping" and f"pong {unique}" in app["body"]
+    assert (rest["check"], rest["status"]) == ("supabase_rest", 200)
+    assert rest["url"] == f"{project_url}/rest/v1/"
+    assert anon not in repr(verdict.evidence) and anon not in stream.getvalue()
+    vercel_step.teardown_app(ctx, project.name)
+
+
+def test_app_missing_an_env_var_is_unhealthy_until_set(
+    ctx_stream: tuple[RunContext, io.StringIO],
+    supabase_project: tuple[str, str],
+    unique: str,
+    tmp_path: Path,
+) -> None:
+    ctx, stream = ctx_stream
+    project_url, anon = supabase_project
+    files = {
+        "index.html": f"<h1>needs env {unique}</h1>\n",
+        ".env.example": "NEXT_PUBLIC_SUPABASE_URL=\nNEXT_PUBLIC_SUPABASE_ANON_KEY=\n",
+    }
+    copy = build(tmp_path, "env", files)
+    project, app_url = deployed(ctx, f"noenv-{unique}", copy)
+    verdict = health.check(ctx, app_url, "/", project_url, anon)
+    assert not verdict.ok
+    app, rest = verdict.evidence
+    assert app["status"] == 500 and app["attempts"] == health.ATTEMPTS and not app["ok"]
+    assert "Missing required environment variables" in app["body"]
+    assert "NEXT_PUBLIC_SUPABASE_ANON_KEY" in app["body"]
+    assert rest["ok"] and rest["status"] == 200
+    # what the pipeline does next: set the env vars, build again, healthy
+    vercel_step.set_env(
+        ctx,
+        project.id,
+        {"NEXT_PUBLIC_SUPABASE_URL": project_url, "NEXT_PUBLIC_SUPABASE_ANON_KEY": anon},
+    )
+    _, rebuilt_url = deployed(ctx, project.name, copy, force_new=True)
+    assert health.check(ctx, rebuilt_url, "/", project_url, anon).ok
+    assert anon not in stream.getvalue()
+    vercel_step.teardown_app(ctx, project.name)
+
+
+def test_wrong_key_and_unreachable_app_are_evidence_without_secrets(
+    ctx_stream: tuple[RunContext, io.StringIO],
+    supabase_project: tuple[str, str],
+) -> None:
+    ctx, stream = ctx_stream
+    project_url, _ = supabase_project
+    wrong = "wrong-anon-key-0123456789abcdef"
+    dead = f"https://127.0.0.1:{free_port('127.0.0.1')}"
+    verdict = health.check(ctx, dead, "/", project_url + "/rest/v1", wrong)
+    assert not verdict.ok
+    app, rest = verdict.evidence
+    assert app["status"] is None and app["attempts"] == health.ATTEMPTS
+    assert "ConnectionError" in app["error"]
+    assert rest["status"] == 401 and rest["attempts"] == 1  # not transient: no retry
+    assert rest["url"] == f"{project_url}/rest/v1/"
+    assert "Invalid API key" in rest["body"]
+    assert wrong not in repr(verdict.evidence) and wrong not in stream.getvalue()
