@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox.vercel import buildcheck
 from sandbox.vercel.auth import endpoint
 from sandbox.vercel.env import KEY, variables_for
 from sandbox.vercel.errors import VercelError, json_object, query_flag
@@ -207,6 +208,22 @@ def routes(state: VercelState) -> list[Route]:
                 "source": source,
             }
             data["deployments"][deployment["id"]] = deployment
+            tables = buildcheck.tables_read(state.files, manifest, effective.get("rootDirectory"))
+            supabase_url = next(
+                (
+                    v["value"]
+                    for v in variables_for(project, env_target, None)
+                    if v["key"] == "NEXT_PUBLIC_SUPABASE_URL"
+                ),
+                None,
+            )
+        failure = await run_in_threadpool(
+            buildcheck.build_error, state.ctx.postgres, tables, supabase_url
+        )
+        if failure is not None:
+            with state.store.change() as data:
+                data["deployments"][deployment["id"]]["buildError"] = failure
+                deployment = data["deployments"][deployment["id"]]
         return JSONResponse(deployment_json(state, deployment, state.now_ms()))
 
     return [

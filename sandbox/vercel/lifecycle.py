@@ -1,6 +1,7 @@
 """A deployment's life, computed from the timestamps stored at creation (pure functions).
 
-QUEUED until `buildingAt`, BUILDING until `readyAt`, then READY; `aliasAssigned` from
+QUEUED until `buildingAt`, BUILDING until `readyAt`, then READY (ERROR for a build that failed,
+`buildError`: see `buildcheck`); `aliasAssigned` from
 `aliasAt`. A cancel stores `canceledAt`. The production alias of a project follows a history
 of events: each auto-assigning production deployment takes it at its `aliasAt`, each promote or
 rollback request at its `effectiveAt`; the latest event that has happened and whose deployment
@@ -22,7 +23,7 @@ def ready_state(deployment: dict[str, Any], now: int) -> str:
         return "QUEUED"
     if now < deployment["readyAt"]:
         return "BUILDING"
-    return "READY"
+    return "ERROR" if deployment.get("buildError") else "READY"
 
 
 def alias_assigned(deployment: dict[str, Any], now: int) -> bool:

@@ -6,7 +6,7 @@ import base64
 import hashlib
 from typing import Any
 
-from sandbox.vercel import lifecycle
+from sandbox.vercel import buildcheck, lifecycle
 from sandbox.vercel.state import REGION, VercelState
 
 # The `framework` values of the OpenAPI document.
@@ -142,6 +142,8 @@ def deployment_json(state: VercelState, deployment: dict[str, Any], now: int) ->
         out["aliasAssignedAt"] = deployment["aliasAt"]
     if ready_state == "CANCELED":
         out["canceledAt"] = deployment["canceledAt"]
+    if ready_state == "ERROR":
+        out.update(buildcheck.error_fields(deployment))
     return out
 
 

@@ -203,3 +203,26 @@ def test_teardown_removes_ours_and_is_repeatable(
     assert mine(sandbox, name) == {"repos": [], "projects": [], "vercel": [], "env": []}
     again = forge_runner.run(["teardown", "--name", name])
     assert again.result["removed"] == {"vercel": "absent", "supabase": "absent", "github": "absent"}
+
+
+def test_a_build_that_needs_the_database_is_rebuilt_after_the_migrations(
+    sandbox: SandboxProcess, forge_runner: RunnerProcess, unique: str, tmp_path: Path
+) -> None:
+    """The staged build starts before the migrations ran and fails reading `public.notes`; the
+    pipeline rebuilds once the migrations are in, and only then moves production."""
+    name = f"needs-db-{unique}"
+    build = app_copy(tmp_path)
+    (build / "forge-sandbox.json").write_text('{"build_reads_tables": ["public.notes"]}\n')
+    result = deploy(forge_runner, build, name)
+    payload = assert_live(result)
+    failed = [e.payload for e in result.of(EventType.STEP_FAILED)]
+    assert [f["step"] for f in failed] == ["vercel.build"], failed
+    assert 'relation "public.notes" does not exist' in failed[0]["error"]
+    rebuilt = step_info(result, "vercel.rebuild")
+    migrated = step_info(result, "supabase.migrations")
+    order = [e.payload["step"] for e in result.of(EventType.STEP_FINISHED)]
+    assert order.index("supabase.migrations") < order.index("vercel.rebuild")
+    assert migrated["applied"] and rebuilt["deployment"]
+    states = {d["id"]: d["readyState"] for d in deployments(sandbox, name)}
+    assert sorted(states.values()) == ["ERROR", "READY"]
+    assert payload["health"]["ok"] is True
