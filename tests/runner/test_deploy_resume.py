@@ -3,7 +3,9 @@ run's events and the sealing key, ends live with no duplicate and no migration a
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 
 from runner.events import Event, EventType, parse_event
 from runner.sealing import new_keypair
-from tests.support.runner import CAPTURED, RunnerProcess, kill_runner
+from tests.support.runner import CAPTURED, RunnerProcess, kill_runner, runner_pid
 from tests.support.sandbox import SandboxProcess
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hello-app"
@@ -75,6 +77,7 @@ def test_killed_at_any_point_resumes_to_live_without_duplicates(
     events_file = tmp_path / "attempt-1.jsonl"
     events_file.write_text("".join(seen))
 
+    print([l[:200] for l in events_file.read_text().splitlines() if "checkpoint" in l])
     resumed = forge_runner.run([*args, "--resume", str(events_file)], keys)
     assert resumed.returncode == 0, resumed.explain()
     assert resumed.eof.payload["outcome"] == "live"
@@ -85,3 +88,39 @@ def test_killed_at_any_point_resumes_to_live_without_duplicates(
     assert len(projects) == 1
     assert [m["version"] for m in projects[0]["migrations"]] == ["20250101000000", "20250102000000"]
     assert sum(p["name"] == name for p in res["vercel"]["projects"]) == 1
+
+
+def test_sigterm_cancels_cleanly_and_a_new_attempt_finishes(
+    sandbox: SandboxProcess, forge_runner: RunnerProcess, unique: str, tmp_path: Path
+) -> None:
+    name = f"term-{unique}"
+    build = tmp_path / "app"
+    shutil.copytree(EXAMPLE, build)
+    args = ["deploy", "--build-dir", str(build), "--name", name]
+    public, private = new_keypair()
+    keys = {"FORGE_SEAL_PUBLIC_KEY": public, "FORGE_SEAL_PRIVATE_KEY": private}
+    sandbox.set_time_scale(0.05)  # provisioning takes 4.5 s: SIGTERM lands while waiting
+    process, _audit = forge_runner.start(args, keys)
+    assert process.stdout is not None
+    seen: list[str] = []
+    for line in process.stdout:
+        seen.append(line)
+        if started("supabase.healthy")(parse_event(line)):
+            os.kill(runner_pid(process), signal.SIGTERM)
+            break
+    rest, stderr = process.communicate(timeout=60)
+    CAPTURED.extend([*seen, rest, stderr])
+    events = [parse_event(line) for line in "".join([*seen, rest]).splitlines()]
+    assert process.returncode == 4, stderr[-3000:]
+    assert events[-1].type is EventType.EOF
+    assert events[-1].payload == {"outcome": "cancelled", "exit_code": 4}
+    assert events[-2].type is EventType.RESULT and events[-2].payload["outcome"] == "cancelled"
+    events_file = tmp_path / "attempt-1.jsonl"
+    events_file.write_text("".join([*seen, rest]))
+    resumed = forge_runner.run([*args, "--resume", str(events_file)], keys)
+    assert resumed.returncode == 0, resumed.explain()
+    projects = [
+        p for p in sandbox.resources()["supabase"]["projects"] if p["name"] == f"forge-{name}"
+    ]
+    assert len(projects) == 1
+    assert [m["version"] for m in projects[0]["migrations"]] == ["20250101000000", "20250102000000"]

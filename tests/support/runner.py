@@ -171,6 +171,17 @@ class RunnerProcess:
         return self.finish(process, audit, timeout)
 
 
+def runner_pid(process: subprocess.Popen[str]) -> int:
+    """The runner's own pid: strace's child."""
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    for _ in range(500):
+        found = children.read_text().split() if children.exists() else []
+        if found:
+            return int(found[0])
+        time.sleep(0.01)
+    raise AssertionError("forge-runner did not start under strace")
+
+
 def kill_runner(process: subprocess.Popen[str]) -> None:
     """SIGKILL the runner and every process it started, as when a container dies."""
     os.killpg(process.pid, signal.SIGKILL)
