@@ -132,6 +132,7 @@ def test_plan_then_teardown(
         ("vercel.env", "create"),
         ("vercel.env", "create"),
         ("vercel.env", "create"),
+        ("vercel.deployment", "create"),
     ]
     assert "3 files" in fresh[0]["detail"]
     project = vercel_step.ensure_project(run_context, app)
@@ -145,7 +146,9 @@ def test_plan_then_teardown(
     assert typed["SUPABASE_SERVICE_ROLE_KEY"] == "update"
     vercel_step.set_env(run_context, project.id, env_values("x"))
     writes = len(vercel_writes(sandbox))
-    assert {e["action"] for e in vercel_step.plan_app(run_context, app, copy)} == {"none"}
+    assert {e["action"] for e in vercel_step.plan_app(run_context, app)} == {"none"}
+    with_content = vercel_step.plan_app(run_context, app, copy)
+    assert with_content[-1]["action"] == "create"  # nothing serves production yet
     assert len(vercel_writes(sandbox)) == writes  # plan only reads
     assert vercel_step.teardown_app(run_context, app) == "deleted"
     assert vercel_resources(sandbox, app)["projects"] == []
