@@ -31,34 +31,33 @@ class RunContext:
     def __post_init__(self) -> None:
         self.stop_reason = "cancelled"
         s = self.settings
-        self.github = ProviderHttp(
-            "github",
-            s.github.api_url,
-            new_session(
-                s.github.token,
-                s.run.ca_file,
-                {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"},
-            ),
-            self.policy,
-            self.wait,
-            s.run.http_timeout_s,
+        github_headers = {
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+        }
+        self.github = self._client("github", s.github.api_url, s.github.token, github_headers)
+        self.supabase = self._client("supabase", s.supabase.api_url, s.supabase.token)
+        self.vercel = self._client(
+            "vercel", s.vercel.api_url, s.vercel.token, params={"teamId": s.vercel.org_id}
         )
-        self.supabase = ProviderHttp(
-            "supabase",
-            s.supabase.api_url,
-            new_session(s.supabase.token, s.run.ca_file),
+
+    def _client(
+        self,
+        provider: str,
+        base_url: str,
+        token: str,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> ProviderHttp:
+        run = self.settings.run
+        return ProviderHttp(
+            provider,
+            base_url,
+            new_session(token, run.ca_file, headers),
             self.policy,
             self.wait,
-            s.run.http_timeout_s,
-        )
-        self.vercel = ProviderHttp(
-            "vercel",
-            s.vercel.api_url,
-            new_session(s.vercel.token, s.run.ca_file),
-            self.policy,
-            self.wait,
-            s.run.http_timeout_s,
-            default_params={"teamId": s.vercel.org_id},
+            run.http_timeout_s,
+            default_params=params,
         )
 
     def _sleep(self, seconds: float) -> None:

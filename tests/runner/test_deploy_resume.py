@@ -77,7 +77,6 @@ def test_killed_at_any_point_resumes_to_live_without_duplicates(
     events_file = tmp_path / "attempt-1.jsonl"
     events_file.write_text("".join(seen))
 
-    print([l[:200] for l in events_file.read_text().splitlines() if "checkpoint" in l])
     resumed = forge_runner.run([*args, "--resume", str(events_file)], keys)
     assert resumed.returncode == 0, resumed.explain()
     assert resumed.eof.payload["outcome"] == "live"
