@@ -26,7 +26,7 @@ from typing import Any
 
 import click
 
-from runner import logs, planning, settings, teardown, validation
+from runner import logs, settings, validation
 from runner.checkpoints import Checkpoints
 from runner.context import RunContext
 from runner.errors import BadInput, Cancelled, RunnerError
@@ -164,6 +164,8 @@ def deploy(build_dir: str, name: str | None, resume: Path | None, sequential: bo
 def plan(build_dir: str, name: str | None) -> None:
     """What deploy would create, update or leave (read-only)."""
 
+    from runner import planning
+
     def work(ctx: RunContext) -> tuple[Outcome, dict[str, Any]]:
         root = validation.build_dir(build_dir)
         app = _name(root, name)
@@ -178,6 +180,7 @@ def plan(build_dir: str, name: str | None) -> None:
 @click.option("--archive", is_flag=True, help="Archive the GitHub repo instead of deleting it.")
 def teardown_command(name: str, archive: bool) -> None:
     """Remove the repo (or archive it), the Supabase project and the Vercel project we made."""
+    from runner import teardown
 
     def work(ctx: RunContext) -> tuple[Outcome, dict[str, Any]]:
         app = validation.app_name(name)

@@ -144,7 +144,9 @@ def _merged_environment(environ: Mapping[str, str]) -> dict[str, str]:
         path = Path(env_file)
         if not path.is_file():
             raise BadInput(f"FORGE_ENV_FILE names {env_file}, which is not a readable file")
-        values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+        values.update(
+            {k: v for k, v in dotenv_values(path, interpolate=False).items() if v is not None}
+        )
     values.update(environ)
     return values
 

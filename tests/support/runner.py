@@ -136,7 +136,10 @@ class RunnerProcess:
         path = os.pathsep.join(
             [str(REPO / "node_modules" / ".bin"), str(Path(sys.executable).parent), keep["PATH"]]
         )
-        return {**keep, "HOME": str(home), "PATH": path, **self.env, **(extra or {})}
+        tmp = self.workdir / "tmp"  # a killed runner's work copy stays inside the test's tmp_path
+        tmp.mkdir(exist_ok=True)
+        base = {**keep, "HOME": str(home), "PATH": path, "TMPDIR": str(tmp)}
+        return {**base, **self.env, **(extra or {})}
 
     def start(
         self, args: list[str], extra_env: dict[str, str] | None = None

@@ -1,0 +1,89 @@
+"""The dispatcher's vocabulary: deployment statuses, the dashboard-facing deployment row, the
+stored event. No secret is ever a field of these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    LIVE = "live"
+    UNHEALTHY = "unhealthy"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL = frozenset({Status.LIVE, Status.UNHEALTHY, Status.FAILED, Status.CANCELLED})
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: str  # "dep_" + 24 hex
+    project_id: str
+    project_name: str
+    build_dir: str
+    status: Status
+    attempt: int  # 0 while queued for the first time; 1.. once launched
+    created_at: str  # ISO 8601 UTC
+    updated_at: str
+    idempotency_key: str | None = None
+    step: str | None = None  # the step running now (or the last one)
+    app_url: str | None = None
+    repo_url: str | None = None
+    database_url: str | None = None
+    health: dict[str, Any] | None = None
+    error: str | None = None
+    exit_code: int | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    cancel_requested: bool = False
+    action: str = "deploy"  # deploy | teardown
+
+    def public(self) -> dict[str, Any]:
+        """The API's JSON shape."""
+        return {
+            "id": self.id,
+            "project_id": self.project_id,
+            "project_name": self.project_name,
+            "build_dir": self.build_dir,
+            "status": self.status.value,
+            "action": self.action,
+            "attempt": self.attempt,
+            "step": self.step,
+            "urls": {"app": self.app_url, "repo": self.repo_url, "database": self.database_url},
+            "health": self.health,
+            "error": self.error,
+            "exit_code": self.exit_code,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "cancel_requested": self.cancel_requested,
+        }
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One runner event as kept: `id` rises by one per deployment across attempts (the SSE id)."""
+
+    deployment_id: str
+    id: int
+    attempt: int
+    type: str
+    ts: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    runner_seq: int | None = None  # the runner's own seq; None for events the dispatcher made
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "attempt": self.attempt,
+            "type": self.type,
+            "ts": self.ts,
+            "seq": self.runner_seq,
+            "payload": self.payload,
+        }

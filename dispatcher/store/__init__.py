@@ -1,0 +1,1 @@
+"""The dispatcher's durable state: SQLite (embedded default) or PostgreSQL, one schema."""
