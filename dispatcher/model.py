@@ -42,6 +42,7 @@ class Deployment:
     finished_at: str | None = None
     cancel_requested: bool = False
     action: str = "deploy"  # deploy | teardown
+    claimed_by: str | None = None  # the replica running it
 
     def public(self) -> dict[str, Any]:
         """The API's JSON shape."""

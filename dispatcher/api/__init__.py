@@ -1,0 +1,1 @@
+"""The dispatcher's HTTP API: `dispatcher.api.app.create_app(store, control, settings)`."""

@@ -1,0 +1,140 @@
+"""forge-dispatcher: the service and its CLI.
+
+    forge-dispatcher serve [--host 127.0.0.1] [--port 8080]
+    forge-dispatcher deploy DIR [--name N] [--sandbox] [--backend process|docker] [--json]
+    forge-dispatcher status ID | logs [-f] ID | cancel ID | retry ID | teardown ID
+
+`serve` reads its settings from the environment (README "The dispatcher"). The client commands
+talk to FORGE_DISPATCHER_URL (default http://127.0.0.1:8080) signing with FORGE_HOOK_SECRET.
+`deploy --sandbox` needs neither: it starts an embedded sandbox and dispatcher, deploys, follows
+and stops them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dispatcher import embedded
+from dispatcher.client import ApiError, Client
+from dispatcher.progress import Progress
+from dispatcher.settings import ConfigError
+
+EXIT = {"live": 0, "failed": 1, "unhealthy": 3, "cancelled": 4}
+
+
+def _client() -> Client:
+    secret = os.environ.get("FORGE_HOOK_SECRET")
+    if not secret:
+        raise click.UsageError("FORGE_HOOK_SECRET is not set: the dispatcher's hook key")
+    url = os.environ.get("FORGE_DISPATCHER_URL", "http://127.0.0.1:8080")
+    return Client(url, secret.encode())
+
+
+def follow(client: Client, deployment_id: str, as_json: bool) -> dict[str, Any]:
+    mode = "json" if as_json else ("tty" if sys.stdout.isatty() else "plain")
+    view = Progress(sys.stdout, mode)
+    for event in client.events(deployment_id, follow=True):
+        view.event(event)
+    final = client.get(deployment_id)
+    if not as_json:
+        click.echo(f"deployment {final['id']}: {final['status']}")
+        for key, url in (final.get("urls") or {}).items():
+            if url:
+                click.echo(f"  {key:9} {url}")
+        if final.get("error"):
+            click.echo(f"  error     {final['error']}")
+        if view.reproduce:
+            click.echo(f"  reproduce {view.reproduce}")
+    return final
+
+
+@click.group()
+def main() -> None:
+    """Queue deploys of finished builds, run each in its own runner, keep every event."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Run the HTTP hook and the workers until SIGTERM."""
+    try:
+        embedded.serve(host, port)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from e
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", default=None, help="App name (default: the directory's name).")
+@click.option("--sandbox", is_flag=True, help="Deploy into an embedded sandbox.")
+@click.option("--backend", type=click.Choice(["process", "docker"]), default="process")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw events.")
+def deploy(directory: Path, name: str | None, sandbox: bool, backend: str, as_json: bool) -> None:
+    """Submit DIR and follow it to its end; prints the URLs."""
+    app = name or directory.resolve().name
+    try:
+        if sandbox:
+            with embedded.sandboxed(directory.resolve().parent, backend) as client:
+                created = client.submit(app, app, directory.resolve().name)
+                final = follow(client, created["id"], as_json)
+        else:
+            client = _client()
+            created = client.submit(app, app, str(directory))
+            final = follow(client, created["id"], as_json)
+    except (ApiError, ConfigError, embedded.EmbeddedError) as e:
+        raise click.ClickException(str(e)) from e
+    sys.exit(EXIT.get(final["status"], 1))
+
+
+@main.command()
+@click.argument("deployment_id")
+def status(deployment_id: str) -> None:
+    """One deployment as JSON."""
+    import json
+
+    click.echo(json.dumps(_call(lambda c: c.get(deployment_id)), indent=2))
+
+
+@main.command()
+@click.argument("deployment_id")
+@click.option("-f", "--follow", "follow_", is_flag=True, help="Keep following until the end.")
+def logs(deployment_id: str, follow_: bool) -> None:
+    """The deployment's events as JSON lines."""
+    import json
+
+    client = _client()
+    try:
+        for event in client.events(deployment_id, follow=follow_):
+            click.echo(json.dumps(event))
+    except ApiError as e:
+        raise click.ClickException(str(e)) from e
+
+
+def _call(fn: Any) -> Any:
+    try:
+        return fn(_client())
+    except ApiError as e:
+        raise click.ClickException(str(e)) from e
+
+
+def _action(name: str) -> None:
+    @main.command(name=name, help=f"POST /v1/deployments/ID/{name}.")
+    @click.argument("deployment_id")
+    def command(deployment_id: str) -> None:
+        import json
+
+        click.echo(json.dumps(_call(lambda c: c.action(deployment_id, name)), indent=2))
+
+
+for _name in ("cancel", "retry", "teardown"):
+    _action(_name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Running the dispatcher: as a service (`serve`), or embedded for one deploy into a sandbox
+(`sandboxed`: a `forge-sandbox` child process, the dispatcher and its API on a free loopback
+port in this process, SQLite in `.forge-dispatcher/`)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import uvicorn
+
+from dispatcher import settings as dispatcher_settings
+from dispatcher.api.app import ApiSettings, create_app
+from dispatcher.client import Client
+from dispatcher.launchers.base import Launcher
+from dispatcher.service import Dispatcher
+from dispatcher.store.open import open_store
+
+log = logging.getLogger("forge.dispatcher")
+
+
+class EmbeddedError(Exception):
+    """The embedded sandbox or dispatcher could not start; the message says why."""
+
+
+def make_launcher(settings: dispatcher_settings.Settings) -> Launcher:
+    if settings.launcher == "docker":
+        import docker
+
+        from dispatcher.launchers.docker import DockerLauncher
+
+        client = docker.from_env()
+        files = [settings.runner_env[k] for k in ("FORGE_CA_FILE", "SUPABASE_PROFILE")
+                 if k in settings.runner_env]  # fmt: skip
+        return DockerLauncher(
+            client, settings.runner_image, settings.docker_network, read_only_files=files
+        )
+    if settings.launcher == "kubernetes":
+        raise dispatcher_settings.ConfigError(
+            "FORGE_LAUNCHER=kubernetes: see k8s/README.md (the Kubernetes launcher's settings)"
+        )
+    from dispatcher.launchers.process import ProcessLauncher
+
+    return ProcessLauncher(settings.state_dir / "runs")
+
+
+def build(
+    settings: dispatcher_settings.Settings,
+) -> tuple[Dispatcher, uvicorn.Config]:
+    store = open_store(settings.database_url)
+    store.migrate()
+    launcher = make_launcher(settings)
+    problem = launcher.health()
+    if problem is not None:
+        raise EmbeddedError(f"the {settings.launcher} launcher cannot run: {problem}")
+    dispatcher = Dispatcher(settings, store, launcher)
+    app = create_app(store, dispatcher, ApiSettings(settings.hook_secret, settings.builds_root))
+    return dispatcher, uvicorn.Config(app, log_level="warning")
+
+
+def serve(host: str, port: int) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = dispatcher_settings.load()
+    dispatcher, config = build(settings)
+    config.host, config.port, config.log_level = host, port, "info"
+    dispatcher.start()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        dispatcher.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _sandbox(state_dir: Path) -> Iterator[dict[str, str]]:
+    """A running `forge-sandbox` and the environment it prints for forge-deploy."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.chmod(0o755)  # its PostgreSQL runs as `postgres`
+    log_file = (state_dir / "sandbox.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.cli", "serve", "--state-dir", str(state_dir)],
+        stdout=subprocess.PIPE,
+        stderr=log_file,
+    )
+    try:
+        assert process.stdout is not None
+        if not process.stdout.readline():
+            raise EmbeddedError(f"the sandbox did not start; see {state_dir / 'sandbox.log'}")
+        printed = subprocess.run(
+            [sys.executable, "-m", "sandbox.cli", "env", "--state-dir", str(state_dir)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        yield dict(line.split("=", 1) for line in printed.splitlines() if "=" in line)
+    finally:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=60)
+        log_file.close()
+
+
+@contextlib.contextmanager
+def sandboxed(builds_root: Path, backend: str, root: Path | None = None) -> Iterator[Client]:
+    """Sandbox + dispatcher (+ its API on loopback) for the duration of the block."""
+    root = root or Path.cwd()
+    with _sandbox(root / ".forge-sandbox") as sandbox_env:
+        secret = secrets.token_urlsafe(32)
+        environ: Mapping[str, str] = {
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("GH_", "SUPABASE_", "VERCEL_"))
+            },
+            **sandbox_env,
+            "FORGE_HOOK_SECRET": secret,
+            "FORGE_BUILDS_ROOT": str(builds_root),
+            "FORGE_LAUNCHER": backend,
+            "FORGE_DOCKER_NETWORK": "host",  # the sandbox listens on this host's loopback
+            "FORGE_STATE_DIR": str(root / ".forge-dispatcher"),
+        }
+        environ = {k: v for k, v in environ.items() if k != "FORGE_DATABASE_URL"}
+        settings = dispatcher_settings.load(environ)
+        dispatcher, config = build(settings)
+        config.host, config.port = "127.0.0.1", _free_port()
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name="api", daemon=True)
+        dispatcher.start()
+        thread.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not server.started:
+                if time.monotonic() > deadline or not thread.is_alive():
+                    raise EmbeddedError("the embedded dispatcher API did not start")
+                time.sleep(0.05)
+            yield Client(f"http://127.0.0.1:{config.port}", secret.encode())
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+            dispatcher.stop()

@@ -1,0 +1,196 @@
+"""From a runner's stdout to stored events and dashboard fields.
+
+`Ingestor.line()` parses each line with the runner's own schema (`runner.events.parse_event`);
+a line that is not an event becomes a masked `log` event, never a crash. Events are written in
+batches (one transaction per batch). What the dashboard shows (current step, URLs, health) is
+folded from the events as they pass; the final status comes from `derive_status`, a pure
+function of the `eof`, the result and the exit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dispatcher.api.metrics import METRICS
+from dispatcher.launchers.base import Exit
+from dispatcher.model import Status, StoredEvent
+from dispatcher.store.base import NewEvent, Store
+from runner.events import EventFormatError, EventType, parse_event, utc_now
+from runner.masking import Masker
+
+SEALED_PASSWORD = "supabase.db_password_sealed"  # noqa: S105 - the runner's checkpoint key
+_URL_CHECKPOINTS = {
+    "github.repo_url": "repo_url",
+    "supabase.url": "database_url",
+    "vercel.url": "app_url",
+}
+_OUTCOMES = {
+    "live": Status.LIVE,
+    "unhealthy": Status.UNHEALTHY,
+    "cancelled": Status.CANCELLED,
+    "failed": Status.FAILED,
+    "bad_input": Status.FAILED,
+    "removed": Status.LIVE,
+    "planned": Status.LIVE,
+}
+
+
+@dataclass
+class Folded:
+    """What the events of one attempt said so far."""
+
+    step: str | None = None
+    urls: dict[str, str] = field(default_factory=dict)
+    result: dict[str, Any] | None = None
+    eof: dict[str, Any] | None = None
+    sealed_password: str | None = None
+    last_runner_seq: int = 0
+
+
+def derive_status(
+    folded: Folded,
+    exit: Exit,
+    *,
+    cancel_requested: bool = False,
+    timed_out: str | None = None,
+) -> tuple[Status, str | None]:
+    """(status, error) of a finished attempt: the runner's own `eof` when it wrote one, else
+    the reason the process ended (cancelled, deadline or idle timeout, OOM, lost, exit code)."""
+    if folded.eof is not None:
+        status = _OUTCOMES.get(str(folded.eof.get("outcome")), Status.FAILED)
+        error = None
+        if status is not Status.LIVE and folded.result is not None:
+            error = folded.result.get("error") or (
+                "unhealthy" if status is Status.UNHEALTHY else None
+            )
+        return status, error
+    if cancel_requested:
+        return Status.CANCELLED, "cancelled"
+    if timed_out is not None:
+        return Status.FAILED, timed_out
+    if exit.reason == "oom-killed":
+        return Status.FAILED, "the runner was OOM-killed"
+    if exit.reason == "lost" or exit.code is None:
+        return Status.FAILED, "lost: the runner is gone and left no result"
+    return Status.FAILED, f"the runner exited {exit.code} without a final event" + (
+        f" ({exit.reason})" if exit.reason else ""
+    )
+
+
+class Ingestor:
+    """One attempt's stdout into the store, in batches; thread-safe."""
+
+    def __init__(
+        self,
+        store: Store,
+        deployment_id: str,
+        attempt: int,
+        masker: Masker,
+        publish: Callable[[StoredEvent], None] = lambda event: None,
+        on_change: Callable[[dict[str, Any]], None] = lambda fields: None,
+        batch: int = 200,
+        skip_through_seq: int = 0,
+    ) -> None:
+        self.store = store
+        self.deployment_id = deployment_id
+        self.attempt = attempt
+        self.masker = masker
+        self.publish = publish
+        self.on_change = on_change
+        self.batch = batch
+        self.skip_through_seq = skip_through_seq  # a re-attach: these are stored already
+        self.folded = Folded(last_runner_seq=skip_through_seq)
+        self._pending: list[NewEvent] = []
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def line(self, text: str) -> None:
+        text = text.rstrip("\n")
+        if not text.strip():
+            return
+        try:
+            event = parse_event(text)
+        except EventFormatError as e:
+            self._add(
+                NewEvent(
+                    self.attempt,
+                    EventType.LOG.value,
+                    utc_now(),
+                    {
+                        "level": "warning",
+                        "message": self.masker.mask(text[:4000]),
+                        "source": "runner-stdout",
+                        "problem": str(e),
+                    },
+                )
+            )
+            return
+        if event.seq <= self.skip_through_seq:
+            return
+        self.folded.last_runner_seq = event.seq
+        changes = self._fold(event.type, event.payload)
+        self._add(
+            NewEvent(self.attempt, event.type.value, event.ts, dict(event.payload), event.seq)
+        )
+        if changes:
+            self.flush()
+            self.on_change(changes)
+
+    def note(self, kind: str, **payload: Any) -> None:
+        """An event the dispatcher itself adds (status changes, launch, reattach)."""
+        self._add(NewEvent(self.attempt, kind, utc_now(), payload))
+        self.flush()
+
+    def _fold(self, kind: EventType, payload: dict[str, Any]) -> dict[str, Any]:
+        folded = self.folded
+        if kind is EventType.STEP_STARTED:
+            folded.step = str(payload.get("step"))
+            return {"step": folded.step}
+        if kind is EventType.CHECKPOINT:
+            key, value = str(payload.get("key")), payload.get("value")
+            if key == SEALED_PASSWORD and isinstance(value, str):
+                folded.sealed_password = value
+                return {"sealed_password": value}
+            column = _URL_CHECKPOINTS.get(key)
+            if column and isinstance(value, str):
+                folded.urls[column] = value
+                return {column: value}
+        if kind is EventType.RESULT:
+            folded.result = payload
+            raw_urls = payload.get("urls")
+            urls: dict[str, Any] = raw_urls if isinstance(raw_urls, dict) else {}
+            changes: dict[str, Any] = {}
+            for name, column in (
+                ("app", "app_url"),
+                ("repo", "repo_url"),
+                ("database", "database_url"),
+            ):
+                if isinstance(urls.get(name), str):
+                    changes[column] = urls[name]
+            if isinstance(payload.get("health"), dict) and payload["health"]:
+                changes["health"] = payload["health"]
+            return changes
+        if kind is EventType.EOF:
+            folded.eof = payload
+        return {}
+
+    def _add(self, event: NewEvent) -> None:
+        with self._lock:
+            self._pending.append(event)
+            full = len(self._pending) >= self.batch
+        if full or event.type in (EventType.EOF.value, EventType.RESULT.value):
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+            if not pending:
+                return
+            stored = self.store.append_events(self.deployment_id, pending)
+        self.count += len(stored)
+        METRICS.events_ingested.inc(len(stored))
+        for event in stored:
+            self.publish(event)

@@ -1,0 +1,231 @@
+"""The Docker launcher: one hardened container per deploy attempt, through the Docker SDK.
+
+The container is `specs.docker_container_spec` (that is `dispatcher.container`'s spec: non-root,
+read-only root filesystem, no capabilities, limits, build dir read-only at /build, tokens in a
+mounted file), named `forge-deploy-<id>-<attempt>` and labelled with the deploy id, the attempt
+and `forge.managed=true`. Launching is idempotent: a container of that name is adopted (and
+started if it was only created), and a `409 Conflict` on create means another call made it
+first, which is success too. The engine keeps the container's logs until `remove`, so a
+restarted dispatcher streams an attempt from its first event (`running()` finds it by label).
+
+Host files of an attempt live in `<files_root>/forge-deploy-<id>-<attempt>/` (a tmpfs,
+`/dev/shm`, by default): `secrets.env` (`container.write_secrets_file`) and, when resuming,
+`resume.jsonl` (the earlier attempts' masked events, non-secret, mounted read-only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import docker
+import requests
+
+from dispatcher.container import (
+    SECRETS_ROOT,
+    Limits,
+    container_name,
+    docker_run_command,
+    remove_secrets_file,
+    write_secrets_file,
+)
+from dispatcher.launchers.base import Exit, Handle, Launcher, RunSpec
+from dispatcher.launchers.specs import (
+    MANAGED_FILTER,
+    docker_container_spec,
+    docker_resume_file,
+    handle_fields,
+    split_lines,
+)
+
+_STOP_WAIT_S = 30.0  # after SIGKILL, how long the engine may take to report the container gone
+
+# One launch at a time per attempt within this process (several launcher instances may share
+# a client): the secrets file is rewritten by a launch; across processes the 409 decides.
+_GUARD = threading.Lock()
+_LAUNCHING: dict[str, threading.Lock] = {}
+
+
+def _launch_lock(name: str) -> threading.Lock:
+    with _GUARD:
+        return _LAUNCHING.setdefault(name, threading.Lock())
+
+
+class DockerLauncher(Launcher):
+    name = "docker"
+
+    def __init__(
+        self,
+        client: Any,  # docker.DockerClient
+        image: str,
+        network_mode: str = "bridge",
+        *,
+        read_only_files: Sequence[str | Path] = (),
+        limits: Limits | None = None,
+        files_root: Path = SECRETS_ROOT,
+    ) -> None:
+        self.client = client
+        self.image = image
+        self.network_mode = network_mode
+        self.read_only_files = tuple(read_only_files)
+        self.limits = limits
+        self.files_root = files_root
+
+    def container_spec(self, spec: RunSpec) -> dict[str, Any]:
+        """The `containers.create` kwargs of this attempt (pure; see `specs`)."""
+        return docker_container_spec(
+            spec,
+            self.image,
+            files_root=self.files_root,
+            network=self.network_mode,
+            read_only_files=self.read_only_files,
+            limits=self.limits,
+        )
+
+    def reproduce_command(self, spec: RunSpec) -> str:
+        """The `docker run` line that starts the same container (the secrets file's path, never
+        its content; the file exists while the attempt has not been removed)."""
+        return docker_run_command(self.container_spec(spec))
+
+    # ---- Launcher --------------------------------------------------------------------------
+
+    def launch(self, spec: RunSpec) -> Handle:
+        kwargs = self.container_spec(spec)
+        name = kwargs["name"]
+        with _launch_lock(name):
+            box = self._find(name)
+            if box is None:
+                box = self._create(spec, kwargs)
+            if box.status == "created":  # made by a call that died before starting it
+                box.start()
+        return Handle(self.name, spec.deployment_id, spec.attempt, box.id)
+
+    def _create(self, spec: RunSpec, kwargs: dict[str, Any]) -> Any:
+        write_secrets_file(spec.secrets, spec.deployment_id, spec.attempt, root=self.files_root)
+        if spec.resume_events is not None:
+            path = docker_resume_file(spec, self.files_root)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            # Non-secret (masked events); readable by the container's user.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            try:
+                os.write(fd, spec.resume_events.encode())
+            finally:
+                os.close(fd)
+        try:
+            return self.client.containers.create(**kwargs)
+        except docker.errors.ImageNotFound as e:
+            raise RuntimeError(
+                f"the runner image {self.image} is missing: build it with `make image`"
+            ) from e
+        except docker.errors.APIError as e:
+            if e.status_code != 409:
+                raise
+        found = self._find(kwargs["name"])  # 409: another call created it first
+        if found is None:
+            raise RuntimeError(f"{kwargs['name']}: create said 409 Conflict, yet it is not found")
+        return found
+
+    def _find(self, name_or_id: str) -> Any | None:
+        try:
+            return self.client.containers.get(name_or_id)
+        except docker.errors.NotFound:
+            return None
+
+    def _container(self, handle: Handle) -> Any | None:
+        return self._find(handle.ref or container_name(handle.deployment_id, handle.attempt))
+
+    def stream(self, handle: Handle) -> Iterator[str]:
+        box = self._container(handle)
+        if box is None:
+            return
+        chunks = box.logs(stream=True, follow=True, stdout=True, stderr=False)
+        try:
+            yield from split_lines(chunks)
+        finally:
+            chunks.close()
+
+    def wait(self, handle: Handle, timeout_s: float | None = None) -> Exit:
+        box = self._container(handle)
+        if box is None:
+            return Exit(None, "lost")
+        started = time.monotonic()
+        try:
+            result = box.wait(timeout=timeout_s)
+        except docker.errors.NotFound:
+            return Exit(None, "lost")
+        except requests.exceptions.ReadTimeout as e:
+            raise TimeoutError(f"{box.name} still runs after {timeout_s} s") from e
+        except requests.exceptions.ConnectionError as e:
+            # docker-py over a unix socket reports a read timeout as a ConnectionError
+            if timeout_s is not None and time.monotonic() - started >= timeout_s:
+                raise TimeoutError(f"{box.name} still runs after {timeout_s} s") from e
+            raise
+        code = result.get("StatusCode")
+        code = code if isinstance(code, int) and code >= 0 else None
+        try:
+            box.reload()
+            oom = bool(box.attrs.get("State", {}).get("OOMKilled"))
+        except docker.errors.NotFound:
+            oom = False
+        if oom:
+            return Exit(code, "oom-killed")
+        if code is not None and code > 128:
+            return Exit(code, "killed")
+        return Exit(code)
+
+    def stderr_tail(self, handle: Handle, lines: int = 50) -> str:
+        box = self._container(handle)
+        if box is None or lines <= 0:
+            return ""
+        data: bytes = box.logs(stdout=False, stderr=True, tail=lines)
+        return data.decode("utf-8", errors="replace").rstrip("\n")
+
+    def terminate(self, handle: Handle, grace_s: float) -> None:
+        box = self._container(handle)
+        if box is None:
+            return
+        try:
+            box.stop(timeout=max(0, math.ceil(grace_s)))  # SIGTERM, grace, SIGKILL
+            box.wait(timeout=_STOP_WAIT_S)
+        except docker.errors.NotFound:
+            return
+
+    def remove(self, handle: Handle) -> None:
+        box = self._container(handle)
+        if box is not None:
+            try:
+                box.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as e:
+                if e.status_code != 409:  # 409: a removal is already in progress
+                    raise
+        remove_secrets_file(handle.deployment_id, handle.attempt, self.files_root)
+
+    def running(self) -> list[Handle]:
+        found = []
+        for box in self.client.containers.list(all=True, filters={"label": MANAGED_FILTER}):
+            fields = handle_fields(box.labels)
+            if fields is not None:
+                found.append(Handle(self.name, fields[0], fields[1], box.id))
+        return sorted(found, key=lambda h: (h.deployment_id, h.attempt))
+
+    def health(self) -> str | None:
+        try:
+            self.client.ping()
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            return f"the Docker engine does not answer: {e}"
+        try:
+            self.client.images.get(self.image)
+        except docker.errors.ImageNotFound:
+            return f"the runner image {self.image} is missing: build it with `make image`"
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            return f"the Docker engine cannot inspect {self.image}: {e}"
+        return None

@@ -1,0 +1,180 @@
+"""The dispatcher, assembled: store, launcher, workers, event hub, callbacks; the API's Control.
+
+Workers claim queued deployments from the store (so several replicas on one PostgreSQL share
+the queue) up to FORGE_MAX_CONCURRENT, never two of one project at once (a second deploy of a
+project **waits** in the queue until the first ends). On start the service reconciles what an
+earlier process of this replica left: running deployments whose runner still exists are
+re-attached, those whose runner exited get its exit and the rest of its log, those whose runner
+is gone end failed ("lost"); runners of ours with no running deployment are removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from dispatcher.api.app import Refused
+from dispatcher.api.events import EventHub, Subscription
+from dispatcher.attempts import Attempt
+from dispatcher.callbacks import Callbacks
+from dispatcher.launchers.base import Handle, Launcher
+from dispatcher.model import TERMINAL, Deployment, Status
+from dispatcher.settings import Settings
+from dispatcher.store.base import Store
+from runner.events import utc_now
+from runner.masking import Masker
+
+log = logging.getLogger("forge.dispatcher")
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        launcher: Launcher,
+        hub: EventHub | None = None,
+        on_status: Callable[[Deployment], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.launcher = launcher
+        self.hub = hub or EventHub()
+        self.callbacks = Callbacks(settings.callback_url, settings.hook_secret)
+        self.on_status = on_status
+        self.masker = Masker()
+        for name, value in settings.runner_env.items():
+            if name.endswith("TOKEN"):
+                self.masker.register(value)
+        self.masker.register(settings.seal_private_key)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(settings.max_concurrent, thread_name_prefix="attempt")
+        self._slots = threading.Semaphore(settings.max_concurrent)
+        self._loop: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self.store.migrate()
+        self.callbacks.start()
+        self.reconcile()
+        self._loop = threading.Thread(target=self._claim_loop, name="claim", daemon=True)
+        self._loop.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._loop is not None:
+            self._loop.join(timeout=10)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.callbacks.stop()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _notify(self, deployment: Deployment) -> None:
+        self.callbacks.status_changed(deployment)
+        if self.on_status is not None:
+            self.on_status(deployment)
+
+    def _claim_loop(self) -> None:
+        while not self._stop.is_set():
+            if not self._slots.acquire(timeout=1.0):
+                continue
+            claimed = self.store.claim(self.settings.replica_id, self.settings.max_concurrent)
+            if claimed is None:
+                self._slots.release()
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            self._notify(claimed)
+            self._pool.submit(self._run, claimed, None)
+
+    def _run(self, deployment: Deployment, handle: Handle | None) -> None:
+        try:
+            Attempt(
+                self.settings,
+                self.store,
+                self.launcher,
+                deployment,
+                self.masker,
+                self.hub.publish,
+                self._notify,
+            ).run(handle)
+        except Exception as e:
+            log.exception("attempt %s/%d crashed", deployment.id, deployment.attempt)
+            self.store.update(
+                deployment.id,
+                status=Status.FAILED,
+                error=f"dispatcher error: {self.masker.mask(str(e))}",
+                finished_at=utc_now(),
+            )
+        finally:
+            self._slots.release()
+            self._wake.set()  # a project may have a waiting deployment now
+
+    # -- reconcile ---------------------------------------------------------------------------
+    def reconcile(self) -> None:
+        handles = {(h.deployment_id, h.attempt): h for h in self.launcher.running()}
+        for deployment in self.store.running():
+            if deployment.claimed_by not in (None, self.settings.replica_id):
+                continue  # another replica's
+            handle = handles.pop((deployment.id, deployment.attempt), None)
+            if handle is None:
+                log.warning("%s: its runner is gone", deployment.id)
+                self.store.update(
+                    deployment.id,
+                    status=Status.FAILED,
+                    error="lost: the runner disappeared while the dispatcher was down",
+                    finished_at=utc_now(),
+                )
+                continue
+            log.info("%s: re-attaching to attempt %d", deployment.id, deployment.attempt)
+            self._slots.acquire()
+            self._pool.submit(self._run, deployment, handle)
+        for handle in handles.values():
+            current = self.store.get(handle.deployment_id)
+            if current is None or current.status in TERMINAL or current.attempt != handle.attempt:
+                log.info("removing leftover runner %s", handle.ref)
+                self.launcher.remove(handle)
+
+    # -- the API's Control -------------------------------------------------------------------
+    def cancel(self, deployment_id: str) -> Deployment:
+        current = self._get(deployment_id)
+        if current.status in TERMINAL:
+            raise Refused(f"deployment {deployment_id} already ended ({current.status})")
+        if current.status is Status.QUEUED:
+            done = self.store.update(
+                deployment_id, status=Status.CANCELLED, error="cancelled", finished_at=utc_now()
+            )
+            self._notify(done)
+            return done
+        return self.store.update(deployment_id, cancel_requested=True)
+
+    def retry(self, deployment_id: str) -> Deployment:
+        current = self._get(deployment_id)
+        if current.status not in (Status.FAILED, Status.CANCELLED, Status.UNHEALTHY):
+            raise Refused("only a failed, cancelled or unhealthy deployment can be retried")
+        again = self.store.requeue(deployment_id)
+        self._notify(again)
+        self.wake()
+        return again
+
+    def teardown(self, deployment_id: str) -> Deployment:
+        current = self._get(deployment_id)
+        removal, _ = self.store.submit(
+            current.project_id, current.project_name, current.build_dir, None, action="teardown"
+        )
+        self.wake()
+        return removal
+
+    def subscribe(self, deployment_id: str) -> Subscription:
+        return self.hub.subscribe(deployment_id)
+
+    def _get(self, deployment_id: str) -> Deployment:
+        found = self.store.get(deployment_id)
+        if found is None:
+            raise KeyError(deployment_id)
+        return found

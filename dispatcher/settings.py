@@ -1,0 +1,150 @@
+"""The dispatcher's settings: one tree of typed values from the environment, validated at start
+with errors naming the variable.
+
+Provider settings are the runner's own variable names (`GH_TOKEN`, `SUPABASE_ACCESS_TOKEN`,
+`VERCEL_TOKEN`, `GH_ORG`, ... and the `FORGE_*_URL` / `FORGE_CA_FILE` / `SUPABASE_PROFILE`
+overrides): the dispatcher hands each deploy exactly those, tokens in its secrets file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runner.sealing import new_keypair
+
+# What a deploy's runner receives (runner/settings.py reads these names).
+RUNNER_VARIABLES = (
+    "GH_TOKEN",
+    "GH_ORG",
+    "SUPABASE_ACCESS_TOKEN",
+    "SUPABASE_ORG_ID",
+    "SUPABASE_REGION",
+    "SUPABASE_PROFILE",
+    "VERCEL_TOKEN",
+    "VERCEL_ORG_ID",
+    "FORGE_GITHUB_API_URL",
+    "FORGE_GITHUB_GIT_URL",
+    "FORGE_SUPABASE_API_URL",
+    "FORGE_SUPABASE_PROJECT_URL",
+    "FORGE_VERCEL_API_URL",
+    "FORGE_CA_FILE",
+    "FORGE_HEALTH_PATH",
+    "FORGE_HEALTH_REDEPLOYS",
+    "FORGE_HTTP_TIMEOUT_S",
+    "FORGE_POLL_INTERVAL_S",
+    "FORGE_BACKOFF_SCALE",
+    "FORGE_HEARTBEAT_S",
+)
+LAUNCHERS = ("process", "docker", "kubernetes")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    hook_secret: bytes
+    builds_root: Path
+    database_url: str
+    launcher: str
+    state_dir: Path
+    max_concurrent: int = 4
+    deadline_s: float = 3600.0
+    idle_timeout_s: float = 900.0
+    cancel_grace_s: float = 20.0
+    runner_image: str = "forge-runner:dev"
+    docker_network: str = "bridge"
+    replica_id: str = field(default_factory=socket.gethostname)
+    callback_url: str | None = None
+    seal_public_key: str = ""
+    seal_private_key: str = ""
+    runner_env: Mapping[str, str] = field(default_factory=dict)
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} is malformed: expected a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} is out of range: {low} to {high}, got {raw}")
+    return value
+
+
+def _seal_keys(env: Mapping[str, str], state_dir: Path) -> tuple[str, str]:
+    """FORGE_SEAL_PRIVATE_KEY (+ FORGE_SEAL_PUBLIC_KEY), else a key pair kept in the state dir
+    (mode 0600) for the embedded default."""
+    private = env.get("FORGE_SEAL_PRIVATE_KEY")
+    public = env.get("FORGE_SEAL_PUBLIC_KEY")
+    if private and public:
+        return public, private
+    if private or public:
+        raise ConfigError("FORGE_SEAL_PUBLIC_KEY and FORGE_SEAL_PRIVATE_KEY go together")
+    key_file = state_dir / "seal.key"
+    if key_file.exists():
+        public, private = key_file.read_text().split()
+        return public, private
+    public, private = new_keypair()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{public}\n{private}\n")
+    return public, private
+
+
+def load(environ: Mapping[str, str] | None = None, *, require_secret: bool = True) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    state_dir = Path(env.get("FORGE_STATE_DIR") or ".forge-dispatcher").resolve()
+    secret = env.get("FORGE_HOOK_SECRET", "")
+    if not secret:
+        if require_secret:
+            raise ConfigError("FORGE_HOOK_SECRET is not set: the HMAC key of the deploy hook")
+        secret = secrets.token_urlsafe(32)
+    if len(secret) < 16:
+        raise ConfigError("FORGE_HOOK_SECRET is malformed: use at least 16 characters")
+    root_raw = env.get("FORGE_BUILDS_ROOT")
+    if not root_raw:
+        raise ConfigError("FORGE_BUILDS_ROOT is not set: the folder holding the build directories")
+    builds_root = Path(root_raw).resolve()
+    if not builds_root.is_dir():
+        raise ConfigError(f"FORGE_BUILDS_ROOT is malformed: {root_raw} is not a directory")
+    database_url = env.get("FORGE_DATABASE_URL") or f"sqlite:///{state_dir / 'dispatcher.db'}"
+    if not re.match(r"^(sqlite:///.+|postgres(ql)?://.+)$", database_url):
+        raise ConfigError(
+            "FORGE_DATABASE_URL is malformed: expected sqlite:///PATH or postgresql://..."
+        )
+    launcher = env.get("FORGE_LAUNCHER") or "process"
+    if launcher not in LAUNCHERS:
+        raise ConfigError(f"FORGE_LAUNCHER is malformed: one of {', '.join(LAUNCHERS)}")
+    callback = env.get("FORGE_CALLBACK_URL") or None
+    if callback is not None and not re.match(r"^https?://[^\s/]+", callback):
+        raise ConfigError("FORGE_CALLBACK_URL is malformed: expected an http(s) URL")
+    public, private = _seal_keys(env, state_dir)
+    return Settings(
+        hook_secret=secret.encode(),
+        builds_root=builds_root,
+        database_url=database_url,
+        launcher=launcher,
+        state_dir=state_dir,
+        max_concurrent=int(_number(env, "FORGE_MAX_CONCURRENT", 4, 1, 256)),
+        deadline_s=_number(env, "FORGE_DEADLINE_S", 3600, 10, 86400),
+        idle_timeout_s=_number(env, "FORGE_IDLE_TIMEOUT_S", 900, 5, 86400),
+        cancel_grace_s=_number(env, "FORGE_CANCEL_GRACE_S", 20, 0, 600),
+        runner_image=env.get("FORGE_RUNNER_IMAGE") or "forge-runner:dev",
+        docker_network=env.get("FORGE_DOCKER_NETWORK") or "bridge",
+        replica_id=env.get("FORGE_REPLICA_ID") or socket.gethostname(),
+        callback_url=callback,
+        seal_public_key=public,
+        seal_private_key=private,
+        runner_env={k: env[k] for k in RUNNER_VARIABLES if env.get(k)},
+    )
