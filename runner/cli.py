@@ -22,19 +22,17 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from runner import logs, settings, validation
-from runner.checkpoints import Checkpoints
-from runner.context import RunContext
 from runner.errors import BadInput, Cancelled, RunnerError
 from runner.events import EXIT_CODES, EventType, EventWriter, Heartbeat, Outcome
-from runner.http import RetryPolicy
 from runner.masking import Masker
-from runner.sealing import new_keypair
-from runner.steps import database
+
+if TYPE_CHECKING:  # the HTTP stack loads after the first event (container start latency)
+    from runner.context import RunContext
 
 log = logging.getLogger("forge.runner")
 
@@ -46,7 +44,16 @@ _SECRET_VARIABLES = (
     "FORGE_SEAL_PRIVATE_KEY",
 )
 
-Work = Callable[[RunContext], tuple[Outcome, dict[str, Any]]]
+Work = Callable[["RunContext"], tuple[Outcome, dict[str, Any]]]
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("forge-deploy")
+    except PackageNotFoundError:
+        return "dev"
 
 
 def _deploy_id() -> str:
@@ -71,7 +78,13 @@ def _run(work: Work) -> None:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     outcome = Outcome.FAILED
+    writer.emit(EventType.LOG, level="info", message=f"forge-runner {_version()} started")
     try:
+        from runner.checkpoints import Checkpoints
+        from runner.context import RunContext
+        from runner.http import RetryPolicy
+        from runner.steps import database
+
         config = settings.load()
         for secret in config.secrets():
             masker.register(secret)
@@ -141,7 +154,13 @@ def deploy(build_dir: str, name: str | None, resume: Path | None, sequential: bo
     def work(ctx: RunContext) -> tuple[Outcome, dict[str, Any]]:
         root = validation.build_dir(build_dir)
         app = _name(root, name)
+        if validation.migration_files(root):
+            from runner import migrations
+
+            migrations.cli_path()  # a missing CLI is bad input, found before anything exists
         if resume is not None:
+            from runner.checkpoints import Checkpoints
+
             previous = Checkpoints.from_events_file(resume)
             if "FORGE_DEPLOY_ID" not in os.environ and previous.deploy_id:
                 ctx.events.deploy_id = previous.deploy_id  # the same deploy, a new attempt
@@ -193,6 +212,8 @@ def teardown_command(name: str, archive: bool) -> None:
 @main.command()
 def keygen() -> None:
     """Print a new sealing key pair as JSON (FORGE_SEAL_PUBLIC_KEY / FORGE_SEAL_PRIVATE_KEY)."""
+    from runner.sealing import new_keypair
+
     public, private = new_keypair()
     click.echo(json.dumps({"public_key": public, "private_key": private}))
 
