@@ -116,6 +116,40 @@ def logs(deployment_id: str, follow_: bool) -> None:
         raise click.ClickException(str(e)) from e
 
 
+@main.command(name="render-job")
+@click.option("--name", required=True, help="App name.")
+@click.option("--deploy-id", required=True, help="The deploy's id (labels and names).")
+@click.option("--attempt", default=1, show_default=True, type=int)
+@click.option("--build-dir", default="/builds/app", show_default=True, help="Inside the bundle.")
+@click.option("--bundle-url", default=None, help="Where the init container fetches the build.")
+def render_job(
+    name: str, deploy_id: str, attempt: int, build_dir: str, bundle_url: str | None
+) -> None:
+    """Print the Job and its Secret template for one deploy (tokens as placeholders), for
+    users who launch the runner by hand with kubectl. Settings: FORGE_K8S_* (k8s/README.md)."""
+    from dispatcher import render
+    from dispatcher.launchers.base import RunSpec
+    from dispatcher.launchers.k8s_specs import job_settings_from_env
+
+    try:
+        settings = job_settings_from_env(
+            {"FORGE_K8S_NAMESPACE": "forge", **os.environ},
+            os.environ.get("FORGE_RUNNER_IMAGE", "forge-runner:dev"),
+            20,
+        )
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    spec = RunSpec(
+        deployment_id=deploy_id,
+        attempt=attempt,
+        build_dir=Path(build_dir),
+        args=("deploy", "--name", name),
+        env={"FORGE_DEPLOY_ID": deploy_id},
+        secrets={k: f"<{k}>" for k in ("GH_TOKEN", "SUPABASE_ACCESS_TOKEN", "VERCEL_TOKEN")},
+    )
+    click.echo(render.render_job(spec, settings, bundle_url=bundle_url), nl=False)
+
+
 def _call(fn: Any) -> Any:
     try:
         return fn(_client())

@@ -32,22 +32,39 @@ class EmbeddedError(Exception):
     """The embedded sandbox or dispatcher could not start; the message says why."""
 
 
+def files_named(settings: dispatcher_settings.Settings) -> list[str]:
+    """Files the runner's configuration names; a container or pod gets them read-only."""
+    return [
+        settings.runner_env[k]
+        for k in ("FORGE_CA_FILE", "SUPABASE_PROFILE")
+        if k in settings.runner_env
+    ]
+
+
 def make_launcher(settings: dispatcher_settings.Settings) -> Launcher:
     if settings.launcher == "docker":
         import docker
 
         from dispatcher.launchers.docker import DockerLauncher
 
-        client = docker.from_env()
-        files = [settings.runner_env[k] for k in ("FORGE_CA_FILE", "SUPABASE_PROFILE")
-                 if k in settings.runner_env]  # fmt: skip
         return DockerLauncher(
-            client, settings.runner_image, settings.docker_network, read_only_files=files
+            docker.from_env(),
+            settings.runner_image,
+            settings.docker_network,
+            read_only_files=files_named(settings),
         )
     if settings.launcher == "kubernetes":
-        raise dispatcher_settings.ConfigError(
-            "FORGE_LAUNCHER=kubernetes: see k8s/README.md (the Kubernetes launcher's settings)"
-        )
+        from dispatcher.launchers.kubernetes import launcher_from_env
+
+        try:
+            return launcher_from_env(
+                os.environ,
+                image=settings.runner_image,
+                grace_s=settings.cancel_grace_s,
+                read_only_files=files_named(settings),
+            )
+        except ValueError as e:
+            raise dispatcher_settings.ConfigError(str(e)) from e
     from dispatcher.launchers.process import ProcessLauncher
 
     return ProcessLauncher(settings.state_dir / "runs")
@@ -63,7 +80,13 @@ def build(
     if problem is not None:
         raise EmbeddedError(f"the {settings.launcher} launcher cannot run: {problem}")
     dispatcher = Dispatcher(settings, store, launcher)
-    app = create_app(store, dispatcher, ApiSettings(settings.hook_secret, settings.builds_root))
+    bundle_secret = os.environ.get("FORGE_BUNDLE_SECRET")
+    api = ApiSettings(
+        settings.hook_secret,
+        settings.builds_root,
+        bundle_secret=bundle_secret.encode() if bundle_secret else None,
+    )
+    app = create_app(store, dispatcher, api)
     return dispatcher, uvicorn.Config(app, log_level="warning")
 
 
@@ -137,20 +160,30 @@ def sandboxed(builds_root: Path, backend: str, root: Path | None = None) -> Iter
         }
         environ = {k: v for k, v in environ.items() if k != "FORGE_DATABASE_URL"}
         settings = dispatcher_settings.load(environ)
-        dispatcher, config = build(settings)
-        config.host, config.port = "127.0.0.1", _free_port()
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, name="api", daemon=True)
-        dispatcher.start()
-        thread.start()
-        try:
-            deadline = time.monotonic() + 30
-            while not server.started:
-                if time.monotonic() > deadline or not thread.is_alive():
-                    raise EmbeddedError("the embedded dispatcher API did not start")
-                time.sleep(0.05)
-            yield Client(f"http://127.0.0.1:{config.port}", secret.encode())
-        finally:
-            server.should_exit = True
-            thread.join(timeout=30)
-            dispatcher.stop()
+        with running(settings) as (_, url):
+            yield Client(url, secret.encode())
+
+
+@contextlib.contextmanager
+def running(
+    settings: dispatcher_settings.Settings, host: str = "127.0.0.1", port: int | None = None
+) -> Iterator[tuple[Dispatcher, str]]:
+    """The dispatcher of `settings` and its API on `host` (a free port unless given), served
+    from a thread of this process, for the duration of the block: (dispatcher, base URL)."""
+    dispatcher, config = build(settings)
+    config.host, config.port = host, port or _free_port()
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    dispatcher.start()
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise EmbeddedError("the embedded dispatcher API did not start")
+            time.sleep(0.05)
+        yield dispatcher, f"http://{host}:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        dispatcher.stop()

@@ -94,7 +94,7 @@ class RunContext:
         deadline_s: float,
     ) -> Any:
         """Call `probe` until it returns something not None, backing off from the poll interval
-        up to five times it (a late poll adds its interval to the critical path); past the
+        up to twice it (a late poll adds its interval to the critical path); past the
         deadline raise TimeoutError naming `what`."""
         start = self.clock()
         interval = self.settings.run.poll_interval_s
@@ -107,4 +107,4 @@ class RunContext:
                 raise TimeoutError(f"{what}: still not ready after {deadline_s:.0f} s")
             self._sleep(interval)
             self.check_cancelled()
-            interval = min(interval * 1.5, 5 * self.settings.run.poll_interval_s)
+            interval = min(interval * 1.5, 2 * self.settings.run.poll_interval_s)

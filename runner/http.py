@@ -91,13 +91,18 @@ def _seconds_until(header: str | None, now: float) -> float | None:
 
 
 def _epoch_until(value: object, now: float) -> float | None:
+    """A reset time as seconds from now. GitHub and Vercel send epoch seconds (or
+    milliseconds); Supabase sends the seconds left in the window. A value too small to be a
+    date is the latter."""
     try:
-        epoch = float(value)  # type: ignore[arg-type]
+        reset = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-    if epoch > 1e12:  # milliseconds
-        epoch /= 1000
-    return max(0.0, epoch - now)
+    if reset > 1e12:  # epoch milliseconds
+        reset /= 1000
+    if reset < 1e9:  # seconds left, not a date
+        return max(0.0, reset)
+    return max(0.0, reset - now)
 
 
 def provider_message(provider: str, response: requests.Response) -> str:

@@ -33,6 +33,7 @@ from prometheus_client import CollectorRegistry
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
+from dispatcher import bundles
 from dispatcher.api import auth
 from dispatcher.api.errors import ApiError, install_error_handlers
 from dispatcher.api.events import Subscription, event_json, follow, stored_events
@@ -76,6 +77,7 @@ class ApiSettings:
     sse_tick_s: float = 1.0  # how often a quiet event stream looks at the deployment's status
     sse_ping_s: float = 15.0  # SSE keep-alive comments
     metrics: Metrics = field(default_factory=lambda: METRICS)
+    bundle_secret: bytes | None = field(default=None, repr=False)  # serves /bundles/{token}
 
 
 class Refused(Exception):
@@ -398,6 +400,33 @@ def create_app(store: Store, control: Control, settings: ApiSettings) -> FastAPI
                 {"ok": False, "store": f"unreachable: {type(e).__name__}"}, status_code=503
             )
         return Health(ok=True, store="ok")
+
+    if settings.bundle_secret is not None:
+        bundle_secret = settings.bundle_secret
+
+        def build_dir_of(deployment_id: str, attempt: int) -> Path | None:
+            dep = store.get(deployment_id)
+            if dep is None or dep.attempt != attempt or dep.status is not Status.RUNNING:
+                return None
+            return Path(dep.build_dir)
+
+        @app.get(
+            "/bundles/{token}",
+            response_class=Response,
+            include_in_schema=False,  # for the runner's init container, not for clients
+        )
+        def bundle(token: str) -> Response:
+            try:
+                data = bundles.serve_bundle(
+                    token, secret=bundle_secret, build_dir_of=build_dir_of, now=time.time()
+                )
+            except bundles.BundleError as e:
+                return JSONResponse(
+                    {"error": {"code": "bundle", "message": str(e)}}, status_code=e.status
+                )
+            return Response(
+                data, media_type="application/gzip", headers={"Cache-Control": "no-store"}
+            )
 
     @app.get(
         "/metrics",

@@ -107,6 +107,9 @@ def check(
 # -- the ASGI guard ---------------------------------------------------------------------------
 
 OPEN_PATHS = frozenset({"/healthz", "/metrics", "/openapi.json", "/docs", "/redoc"})
+# Build bundles for Kubernetes init containers: the signed, short-lived token in the path is
+# their authentication (dispatcher/bundles.py).
+OPEN_PREFIXES = ("/bundles/",)
 
 
 class HookGuard:
@@ -171,7 +174,8 @@ class HookGuard:
                 break
         body = b"".join(chunks)
 
-        if scope["path"] not in self.open_paths:
+        path = scope["path"]
+        if path not in self.open_paths and not path.startswith(OPEN_PREFIXES):
             refused = await self._refuse(headers, body)
             if refused is not None:
                 await refused(scope, receive, send)

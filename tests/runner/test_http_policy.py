@@ -44,6 +44,12 @@ def test_rate_limit_reset_headers_and_vercel_body() -> None:
     assert isinstance(error, RetryableError) and error.delay == 5 and error.message == "Too many"
 
 
+def test_supabase_reset_is_seconds_left_in_the_window() -> None:
+    headers = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "27"}
+    error = classify("supabase", response(429, {"message": "Too many requests"}, headers), NOW)
+    assert isinstance(error, RetryableError) and error.delay == 27
+
+
 def test_github_secondary_limit_waits_at_least_a_minute_without_retry_after() -> None:
     body = {"message": "You have exceeded a secondary rate limit."}
     error = classify("github", response(403, body), NOW)

@@ -175,12 +175,17 @@ class RunnerProcess:
 
 
 def runner_pid(process: subprocess.Popen[str]) -> int:
-    """The runner's own pid: strace's child."""
+    """The runner's own pid: the child of strace running `runner.cli` (strace first forks a
+    short-lived probe child, so the first child is not always the runner)."""
     children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
     for _ in range(500):
-        found = children.read_text().split() if children.exists() else []
-        if found:
-            return int(found[0])
+        for pid in children.read_text().split() if children.exists() else []:
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"runner.cli" in cmdline:
+                return int(pid)
         time.sleep(0.01)
     raise AssertionError("forge-runner did not start under strace")
 
