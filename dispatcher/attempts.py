@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dispatcher.container import split_env
 from dispatcher.ingest import Ingestor, derive_status
 from dispatcher.launchers.base import Exit, Handle, Launcher, RunSpec
 from dispatcher.model import Deployment, Status, StoredEvent
@@ -25,7 +26,7 @@ from runner.masking import Masker
 
 log = logging.getLogger("forge.dispatcher.attempts")
 
-_SECRET_NAMES = ("GH_TOKEN", "SUPABASE_ACCESS_TOKEN", "VERCEL_TOKEN", "FORGE_SEAL_PRIVATE_KEY")
+SEALED_ENV = "FORGE_SEALED_DB_PASSWORD"  # a variable name
 
 
 def runner_args(deployment: Deployment) -> tuple[str, ...]:
@@ -57,14 +58,15 @@ def build_spec(
     settings: Settings, store: Store, deployment: Deployment, build_dir: Path
 ) -> RunSpec:
     """What to run for this attempt (pure given the store's answers)."""
-    env = {k: v for k, v in settings.runner_env.items() if k not in _SECRET_NAMES}
-    secrets = {k: v for k, v in settings.runner_env.items() if k in _SECRET_NAMES}
+    env, secrets = split_env(settings.runner_env)
     env["FORGE_DEPLOY_ID"] = deployment.id
     env["FORGE_SEAL_PUBLIC_KEY"] = settings.seal_public_key
     secrets["FORGE_SEAL_PRIVATE_KEY"] = settings.seal_private_key
     sealed = store.get_sealed(deployment.project_id).get("db_password")
     if sealed:
-        env["FORGE_SEALED_DB_PASSWORD"] = sealed  # opaque without the private key
+        # Opaque without the private key, but its name says "password": the launchers keep
+        # such names out of an environment, so it travels in the secrets file.
+        secrets[SEALED_ENV] = sealed
     resume = None
     if deployment.attempt > 1 and deployment.action == "deploy":
         resume = resume_lines(store.events(deployment.id), deployment.id)
@@ -120,27 +122,25 @@ class Attempt:
     def run(self, handle: Handle | None = None) -> Deployment:
         """Launch (or, with `handle`, re-attach to) the attempt and see it to its end."""
         dep = self.deployment
-        skip = 0
+        ingest = Ingestor(self.store, dep.id, dep.attempt, self.masker, self.publish, self._changed)
         reattached = handle is not None
         if handle is None:
+            current = self.store.get(dep.id)
+            if current is not None and current.cancel_requested:
+                # Cancelled while it was being claimed: nothing was started, nothing to stop.
+                return self._finish(ingest, None, Status.CANCELLED, "cancelled before it started")
             spec = build_spec(self.settings, self.store, dep, Path(dep.build_dir))
-            for value in spec.secrets.values():
-                self.masker.register(value)
+            for key, value in spec.secrets.items():
+                if key != SEALED_ENV:  # opaque, and per project: not worth masking
+                    self.masker.register(value)
             handle = self.launcher.launch(spec)
+            reproduce = getattr(self.launcher, "reproduce_command", None)
+            if callable(reproduce):  # the `docker run` a person replays this attempt with
+                ingest.note("log", level="info", message=str(reproduce(spec)), source="reproduce")
         else:
-            stored = [
-                e.runner_seq or 0 for e in self.store.events(dep.id) if e.attempt == dep.attempt
-            ]
-            skip = max(stored, default=0)
-        ingest = Ingestor(
-            self.store,
-            dep.id,
-            dep.attempt,
-            self.masker,
-            publish=self.publish,
-            on_change=self._changed,
-            skip_through_seq=skip,
-        )
+            # A restarted dispatcher: the runner's stream starts again from its first line;
+            # what is stored already is folded (an eof may be among it), not stored again.
+            ingest.replay(e for e in self.store.events(dep.id) if e.attempt == dep.attempt)
         ingest.note(
             "status",
             status=Status.RUNNING.value,
@@ -177,15 +177,29 @@ class Attempt:
         ):
             tail = self.masker.mask(self.launcher.stderr_tail(handle, 20))
             ingest.note("log", level="error", message=tail, source="runner-stderr")
-        ingest.note("status", status=status.value, error=error, exit_code=exit_.code)
-        final = self._update(
-            status=status,
-            error=error,
-            exit_code=exit_.code,
-            finished_at=utc_now(),
-        )
-        self.launcher.remove(handle)
-        return final
+        watchdog.join()  # a terminate in progress ends before the runner is removed
+        return self._finish(ingest, handle, status, error, exit_.code)
+
+    def _finish(
+        self,
+        ingest: Ingestor,
+        handle: Handle | None,
+        status: Status,
+        error: str | None,
+        exit_code: int | None = None,
+    ) -> Deployment:
+        """The runner removed first, then the final status: a client that sees the deployment
+        ended finds no container or process of it left."""
+        if handle is not None:
+            try:
+                self.launcher.remove(handle)
+            # Any backend error (engine, file system): logged and kept as an event, and the
+            # status still recorded; the next start's reconcile removes what is left.
+            except Exception as e:  # noqa: BLE001
+                log.warning("%s: could not remove %s: %s", self.deployment.id, handle.ref, e)
+                ingest.note("log", level="warning", message=f"runner not removed: {e}")
+        ingest.note("status", status=status.value, error=error, exit_code=exit_code)
+        return self._update(status=status, error=error, exit_code=exit_code, finished_at=utc_now())
 
     def _watch(self, handle: Handle, last_line: list[float]) -> None:
         start = self.clock()

@@ -71,7 +71,7 @@ def make_launcher(settings: dispatcher_settings.Settings) -> Launcher:
 
 
 def build(
-    settings: dispatcher_settings.Settings,
+    settings: dispatcher_settings.Settings, log_level: str = "warning"
 ) -> tuple[Dispatcher, uvicorn.Config]:
     store = open_store(settings.database_url)
     store.migrate()
@@ -87,7 +87,8 @@ def build(
         bundle_secret=bundle_secret.encode() if bundle_secret else None,
     )
     app = create_app(store, dispatcher, api)
-    return dispatcher, uvicorn.Config(app, log_level="warning")
+    # No access log: bundle URLs carry their (short-lived) token in the path.
+    return dispatcher, uvicorn.Config(app, log_level=log_level, access_log=False)
 
 
 def serve(host: str, port: int) -> None:
@@ -95,8 +96,8 @@ def serve(host: str, port: int) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = dispatcher_settings.load()
-    dispatcher, config = build(settings)
-    config.host, config.port, config.log_level = host, port, "info"
+    dispatcher, config = build(settings, log_level="info")
+    config.host, config.port = host, port
     dispatcher.start()
     try:
         uvicorn.Server(config).run()

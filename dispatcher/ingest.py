@@ -10,7 +10,7 @@ function of the `eof`, the result and the exit.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,7 +92,6 @@ class Ingestor:
         publish: Callable[[StoredEvent], None] = lambda event: None,
         on_change: Callable[[dict[str, Any]], None] = lambda fields: None,
         batch: int = 200,
-        skip_through_seq: int = 0,
     ) -> None:
         self.store = store
         self.deployment_id = deployment_id
@@ -101,8 +100,8 @@ class Ingestor:
         self.publish = publish
         self.on_change = on_change
         self.batch = batch
-        self.skip_through_seq = skip_through_seq  # a re-attach: these are stored already
-        self.folded = Folded(last_runner_seq=skip_through_seq)
+        self.skip_through_seq = 0  # a re-attach: runner events up to here are stored already
+        self.folded = Folded()
         self._pending: list[NewEvent] = []
         self._lock = threading.Lock()
         self.count = 0
@@ -138,6 +137,20 @@ class Ingestor:
         if changes:
             self.flush()
             self.on_change(changes)
+
+    def replay(self, stored: Iterable[StoredEvent]) -> None:
+        """A re-attach: this attempt's events as stored before. Their runner events are folded
+        (step, URLs, result, eof) and skipped when the runner's stream repeats them."""
+        for event in stored:
+            if event.runner_seq is None:
+                continue
+            try:
+                kind = EventType(event.type)
+            except ValueError:
+                continue  # not a runner event type: nothing to fold
+            self._fold(kind, event.payload)
+            self.skip_through_seq = max(self.skip_through_seq, event.runner_seq)
+        self.folded.last_runner_seq = self.skip_through_seq
 
     def note(self, kind: str, **payload: Any) -> None:
         """An event the dispatcher itself adds (status changes, launch, reattach)."""

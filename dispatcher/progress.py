@@ -22,8 +22,8 @@ class Progress:
             return
         kind = str(event.get("type", ""))
         payload = event.get("payload") or {}
-        if kind == "status" and payload.get("reproduce"):
-            self.reproduce = str(payload["reproduce"])
+        if kind == "log" and payload.get("source") == "reproduce":
+            self.reproduce = str(payload.get("message"))
         line = self._line(kind, payload, int(event.get("attempt", 1)))
         if line is not None:
             self.out.write(line + "\n")

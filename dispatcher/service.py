@@ -22,7 +22,7 @@ from dispatcher.callbacks import Callbacks
 from dispatcher.launchers.base import Handle, Launcher
 from dispatcher.model import TERMINAL, Deployment, Status
 from dispatcher.settings import Settings
-from dispatcher.store.base import Store
+from dispatcher.store.base import NewEvent, Store
 from runner.events import utc_now
 from runner.masking import Masker
 
@@ -105,11 +105,16 @@ class Dispatcher:
             ).run(handle)
         except Exception as e:
             log.exception("attempt %s/%d crashed", deployment.id, deployment.attempt)
-            self.store.update(
-                deployment.id,
-                status=Status.FAILED,
-                error=f"dispatcher error: {self.masker.mask(str(e))}",
-                finished_at=utc_now(),
+            error = f"dispatcher error: {self.masker.mask(str(e))}"
+            payload = {"status": Status.FAILED.value, "error": error, "exit_code": None}
+            stored = self.store.append_events(
+                deployment.id, [NewEvent(deployment.attempt, "status", utc_now(), payload)]
+            )
+            self.hub.publish_all(stored)
+            self._notify(
+                self.store.update(
+                    deployment.id, status=Status.FAILED, error=error, finished_at=utc_now()
+                )
             )
         finally:
             self._slots.release()
@@ -145,13 +150,25 @@ class Dispatcher:
         current = self._get(deployment_id)
         if current.status in TERMINAL:
             raise Refused(f"deployment {deployment_id} already ended ({current.status})")
-        if current.status is Status.QUEUED:
-            done = self.store.update(
-                deployment_id, status=Status.CANCELLED, error="cancelled", finished_at=utc_now()
+        # The flag first: a worker claiming it from now on ends it without launching (see
+        # Attempt.run), and a running one is stopped by its watchdog.
+        flagged = self.store.update(deployment_id, cancel_requested=True)
+        if flagged.status is not Status.QUEUED:
+            return flagged
+        # Still queued when flagged: end it here. Should a claim slip in between, its worker
+        # sees the flag and ends it cancelled too, so both writes agree.
+        error = "cancelled while queued"
+        payload = {"status": Status.CANCELLED.value, "error": error, "exit_code": None}
+        self.hub.publish_all(
+            self.store.append_events(
+                deployment_id, [NewEvent(flagged.attempt, "status", utc_now(), payload)]
             )
-            self._notify(done)
-            return done
-        return self.store.update(deployment_id, cancel_requested=True)
+        )
+        done = self.store.update(
+            deployment_id, status=Status.CANCELLED, error=error, finished_at=utc_now()
+        )
+        self._notify(done)
+        return done
 
     def retry(self, deployment_id: str) -> Deployment:
         current = self._get(deployment_id)
