@@ -124,6 +124,7 @@ class Attempt:
         dep = self.deployment
         ingest = Ingestor(self.store, dep.id, dep.attempt, self.masker, self.publish, self._changed)
         reattached = handle is not None
+        reproduce = None
         if handle is None:
             current = self.store.get(dep.id)
             if current is not None and current.cancel_requested:
@@ -135,8 +136,6 @@ class Attempt:
                     self.masker.register(value)
             handle = self.launcher.launch(spec)
             reproduce = getattr(self.launcher, "reproduce_command", None)
-            if callable(reproduce):  # the `docker run` a person replays this attempt with
-                ingest.note("log", level="info", message=str(reproduce(spec)), source="reproduce")
         else:
             # A restarted dispatcher: the runner's stream starts again from its first line;
             # what is stored already is folded (an eof may be among it), not stored again.
@@ -148,11 +147,17 @@ class Attempt:
             ref=handle.ref,
             reattached=reattached,
         )
+        if not reattached and callable(reproduce):  # the `docker run` that replays this attempt
+            ingest.note("log", level="info", message=str(reproduce(spec)), source="reproduce")
         last_line = [self.clock()]
         watchdog = threading.Thread(
             target=self._watch, args=(handle, last_line), name=f"watch-{dep.id}", daemon=True
         )
         watchdog.start()
+        flusher = threading.Thread(
+            target=self._flush_while_running, args=(ingest,), name=f"flush-{dep.id}", daemon=True
+        )
+        flusher.start()  # a quiet runner's lines still reach the store and the stream in 50 ms
         try:
             for line in self.launcher.stream(handle):
                 last_line[0] = self.clock()
@@ -200,6 +205,10 @@ class Attempt:
                 ingest.note("log", level="warning", message=f"runner not removed: {e}")
         ingest.note("status", status=status.value, error=error, exit_code=exit_code)
         return self._update(status=status, error=error, exit_code=exit_code, finished_at=utc_now())
+
+    def _flush_while_running(self, ingest: Ingestor) -> None:
+        while not self.done.wait(0.05):
+            ingest.flush()
 
     def _watch(self, handle: Handle, last_line: list[float]) -> None:
         start = self.clock()

@@ -141,7 +141,9 @@ class Dispatcher:
             self._pool.submit(self._run, deployment, handle)
         for handle in handles.values():
             current = self.store.get(handle.deployment_id)
-            if current is None or current.status in TERMINAL or current.attempt != handle.attempt:
+            if current is None:
+                continue  # another installation's runner on this engine: not ours to remove
+            if current.status in TERMINAL or current.attempt != handle.attempt:
                 log.info("removing leftover runner %s", handle.ref)
                 self.launcher.remove(handle)
 

@@ -149,9 +149,10 @@ def _name(build_dir: Path, name: str | None) -> str:
 @click.option("--sequential", is_flag=True, hidden=True, help="Steps in a line (benchmark).")
 def deploy(build_dir: str, name: str | None, resume: Path | None, sequential: bool) -> None:
     """Make the app live: repo pushed, database migrated, production deployment healthy."""
-    from runner import pipeline
 
     def work(ctx: RunContext) -> tuple[Outcome, dict[str, Any]]:
+        from runner import pipeline  # after the first event: the HTTP stack takes ~0.1 s
+
         root = validation.build_dir(build_dir)
         app = _name(root, name)
         if validation.migration_files(root):
@@ -183,9 +184,9 @@ def deploy(build_dir: str, name: str | None, resume: Path | None, sequential: bo
 def plan(build_dir: str, name: str | None) -> None:
     """What deploy would create, update or leave (read-only)."""
 
-    from runner import planning
-
     def work(ctx: RunContext) -> tuple[Outcome, dict[str, Any]]:
+        from runner import planning
+
         root = validation.build_dir(build_dir)
         app = _name(root, name)
         changes = planning.plan(ctx, app, root)
@@ -199,9 +200,10 @@ def plan(build_dir: str, name: str | None) -> None:
 @click.option("--archive", is_flag=True, help="Archive the GitHub repo instead of deleting it.")
 def teardown_command(name: str, archive: bool) -> None:
     """Remove the repo (or archive it), the Supabase project and the Vercel project we made."""
-    from runner import teardown
 
     def work(ctx: RunContext) -> tuple[Outcome, dict[str, Any]]:
+        from runner import teardown
+
         app = validation.app_name(name)
         removed = teardown.teardown(ctx, app, archive=archive)
         return Outcome.REMOVED, {"app": app, "removed": removed}

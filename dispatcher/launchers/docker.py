@@ -184,7 +184,10 @@ class DockerLauncher(Launcher):
         box = self._container(handle)
         if box is None or lines <= 0:
             return ""
-        data: bytes = box.logs(stdout=False, stderr=True, tail=lines)
+        try:
+            data: bytes = box.logs(stdout=False, stderr=True, tail=lines)
+        except docker.errors.NotFound:  # removed between the lookup and the read
+            return ""
         return data.decode("utf-8", errors="replace").rstrip("\n")
 
     def terminate(self, handle: Handle, grace_s: float) -> None:

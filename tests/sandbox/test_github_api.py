@@ -291,8 +291,17 @@ def test_lists_page_with_link_headers(sandbox: SandboxProcess, unique: str) -> N
         }
         url = following.get("next")
     assert [n for n in seen if n in names] == names
-    mine = gh("GET", "/user/repos", params={"per_page": 100, "visibility": "private"}).json()
-    assert set(names) <= {repo["name"] for repo in mine}
+    mine: list[str] = []  # the session holds hundreds of repos by now: follow every page
+    url = f"{gh.api}/user/repos?per_page=100&visibility=private"
+    while url:
+        page = gh.raw("GET", url, headers={"Authorization": f"token {gh.token}"})
+        mine += [repo["name"] for repo in page.json()]
+        following = {
+            link["rel"]: link["url"]
+            for link in requests.utils.parse_header_links(page.headers.get("Link", ""))
+        }
+        url = following.get("next")
+    assert set(names) <= set(mine)
     assert gh("GET", "/user/repos", params={"type": "all", "visibility": "all"}).status_code == 422
 
 
