@@ -129,13 +129,15 @@ class Ingestor:
             return
         if event.seq <= self.skip_through_seq:
             return
+        first = self.folded.last_runner_seq == 0
         self.folded.last_runner_seq = event.seq
         changes = self._fold(event.type, event.payload)
         self._add(
             NewEvent(self.attempt, event.type.value, event.ts, dict(event.payload), event.seq)
         )
-        if changes:
+        if changes or first:  # the first event shows the runner is up: no batching delay
             self.flush()
+        if changes:
             self.on_change(changes)
 
     def replay(self, stored: Iterable[StoredEvent]) -> None:
