@@ -53,6 +53,7 @@ class Dispatcher:
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(settings.max_concurrent, thread_name_prefix="attempt")
         self._slots = threading.Semaphore(settings.max_concurrent)
+        self._reattach_pool = ThreadPoolExecutor(thread_name_prefix="reattach")
         self._loop: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -69,6 +70,7 @@ class Dispatcher:
         if self._loop is not None:
             self._loop.join(timeout=10)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._reattach_pool.shutdown(wait=False, cancel_futures=True)
         self.callbacks.stop()
 
     def wake(self) -> None:
@@ -92,7 +94,7 @@ class Dispatcher:
             self._notify(claimed)
             self._pool.submit(self._run, claimed, None)
 
-    def _run(self, deployment: Deployment, handle: Handle | None) -> None:
+    def _run(self, deployment: Deployment, handle: Handle | None, slot: bool = True) -> None:
         try:
             Attempt(
                 self.settings,
@@ -117,7 +119,8 @@ class Dispatcher:
                 )
             )
         finally:
-            self._slots.release()
+            if slot:
+                self._slots.release()
             self._wake.set()  # a project may have a waiting deployment now
 
     # -- reconcile ---------------------------------------------------------------------------
@@ -137,8 +140,10 @@ class Dispatcher:
                 )
                 continue
             log.info("%s: re-attaching to attempt %d", deployment.id, deployment.attempt)
-            self._slots.acquire()
-            self._pool.submit(self._run, deployment, handle)
+            # Re-attached runners already run: they take a slot when one is free, and never
+            # block the start (a restart may come with a lower FORGE_MAX_CONCURRENT).
+            slot = self._slots.acquire(blocking=False)
+            self._reattach_pool.submit(self._run, deployment, handle, slot)
         for handle in handles.values():
             current = self.store.get(handle.deployment_id)
             if current is None:
