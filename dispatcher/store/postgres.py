@@ -212,7 +212,6 @@ class PostgresStore(Store):
     def claim(self, worker: str, max_running: int) -> Deployment | None:
         if max_running < 1:
             raise ValueError(f"max_running must be at least 1, got {max_running}")
-        now = self._clock()
         try:
             with self._transaction() as conn:
                 # A replica stuck inside its claim must not stall the others for good.
@@ -228,6 +227,9 @@ class PostgresStore(Store):
                 candidate = conn.execute(_CANDIDATE).fetchone()
                 if candidate is None:
                     return None
+                # The clock is read after the candidate was chosen: started_at then follows
+                # the commit of whatever made it claimable (its project's previous deploy).
+                now = self._clock()
                 row = conn.execute(
                     "UPDATE deployments SET status = 'running', attempt = attempt + 1,"
                     " started_at = %s, updated_at = %s, claimed_by = %s, error = NULL,"
