@@ -18,10 +18,10 @@ from dispatcher.api.metrics import METRICS
 from dispatcher.launchers.base import Exit
 from dispatcher.model import Status, StoredEvent
 from dispatcher.store.base import NewEvent, Store
+from runner.checkpoints import SEALED_DB_PASSWORD
 from runner.events import EventFormatError, EventType, parse_event, utc_now
 from runner.masking import Masker
 
-SEALED_PASSWORD = "supabase.db_password_sealed"  # noqa: S105 - the runner's checkpoint key
 _URL_CHECKPOINTS = {
     "github.repo_url": "repo_url",
     "supabase.url": "database_url",
@@ -166,7 +166,7 @@ class Ingestor:
             return {"step": folded.step}
         if kind is EventType.CHECKPOINT:
             key, value = str(payload.get("key")), payload.get("value")
-            if key == SEALED_PASSWORD and isinstance(value, str):
+            if key == SEALED_DB_PASSWORD and isinstance(value, str):
                 folded.sealed_password = value
                 return {"sealed_password": value}
             column = _URL_CHECKPOINTS.get(key)

@@ -19,6 +19,7 @@ from dispatcher.api.app import Refused
 from dispatcher.api.events import EventHub, Subscription
 from dispatcher.attempts import Attempt
 from dispatcher.callbacks import Callbacks
+from dispatcher.container import is_secret_name
 from dispatcher.launchers.base import Handle, Launcher
 from dispatcher.model import TERMINAL, Deployment, Status
 from dispatcher.settings import Settings
@@ -46,7 +47,7 @@ class Dispatcher:
         self.on_status = on_status
         self.masker = Masker()
         for name, value in settings.runner_env.items():
-            if name.endswith("TOKEN"):
+            if is_secret_name(name):
                 self.masker.register(value)
         self.masker.register(settings.seal_private_key)
         self._wake = threading.Event()

@@ -15,6 +15,9 @@ from typing import Any
 from runner.errors import BadInput
 from runner.events import EventFormatError, EventType, EventWriter, parse_event
 
+# The database password as an earlier run sealed it (runner.sealing); the dispatcher keeps it.
+SEALED_DB_PASSWORD = "supabase.db_password_sealed"  # noqa: S105 - a checkpoint key, not a secret
+
 
 class Checkpoints:
     def __init__(self, initial: dict[str, Any] | None = None, deploy_id: str | None = None) -> None:

@@ -80,10 +80,9 @@ def _run(work: Work) -> None:
     outcome = Outcome.FAILED
     writer.emit(EventType.LOG, level="info", message=f"forge-runner {_version()} started")
     try:
-        from runner.checkpoints import Checkpoints
+        from runner.checkpoints import SEALED_DB_PASSWORD, Checkpoints
         from runner.context import RunContext
         from runner.http import RetryPolicy
-        from runner.steps import database
 
         config = settings.load()
         for secret in config.secrets():
@@ -99,8 +98,8 @@ def _run(work: Work) -> None:
         )
         ctx.stop_reason = "cancelled by SIGTERM"
         ctx.checkpoints.attach(writer)
-        if config.run.sealed_db_password and not ctx.checkpoints.get(database.CHECKPOINT_PASSWORD):
-            ctx.checkpoints.put(database.CHECKPOINT_PASSWORD, config.run.sealed_db_password)
+        if config.run.sealed_db_password and not ctx.checkpoints.get(SEALED_DB_PASSWORD):
+            ctx.checkpoints.put(SEALED_DB_PASSWORD, config.run.sealed_db_password)
         with Heartbeat(writer, config.run.heartbeat_s):
             outcome, payload = work(ctx)
         writer.emit(EventType.RESULT, outcome=outcome.value, **payload)

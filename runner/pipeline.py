@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner import migrations, workcopy
+from runner import migrations, validation, workcopy
 from runner.context import RunContext
 from runner.errors import Cancelled
 from runner.steps import app as vercel_app
 from runner.steps import database, health, repo
-from runner.steps_runtime import step
+from runner.steps_runtime import skipped, step
 
 log = logging.getLogger("forge.runner.pipeline")
 
@@ -76,6 +76,10 @@ def _supabase(
         raise
     with step(ctx, "supabase.healthy"):
         database.wait_healthy(ctx, project.ref)
+    if not validation.migration_files(build_dir):
+        skipped(ctx, "supabase.migrations", "no supabase/migrations/*.sql in the build")
+        report.details["migrations_applied"] = []
+        return
     with step(ctx, "supabase.migrations") as s:
         result = migrations.push(ctx, project.ref, project.password, build_dir)
         s.info.update(applied=result.applied)

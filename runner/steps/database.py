@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.checkpoints import SEALED_DB_PASSWORD
 from runner.context import RunContext
 from runner.ensure import ensure
 from runner.errors import RetryableError, StepFailed
@@ -37,7 +38,6 @@ STEP = "supabase"
 NAME_PREFIX = "forge-"
 PASSWORD_BYTES = 32  # token_urlsafe(32): 43 characters
 CHECKPOINT_REF = "supabase.ref"
-CHECKPOINT_PASSWORD = "supabase.db_password_sealed"  # noqa: S105 - a checkpoint key
 CHECKPOINT_URL = "supabase.url"
 
 HEALTHY = "ACTIVE_HEALTHY"
@@ -92,11 +92,11 @@ def _seal_password(ctx: RunContext, password: str) -> None:
             "FORGE_SEAL_PUBLIC_KEY is not set: the database password cannot survive a resume"
         )
         return
-    ctx.checkpoints.put(CHECKPOINT_PASSWORD, seal(public_key, password))
+    ctx.checkpoints.put(SEALED_DB_PASSWORD, seal(public_key, password))
 
 
 def _recover_password(ctx: RunContext, ref: str) -> str | None:
-    sealed = ctx.checkpoints.get(CHECKPOINT_PASSWORD)
+    sealed = ctx.checkpoints.get(SEALED_DB_PASSWORD)
     private_key = ctx.settings.run.seal_private_key
     if not isinstance(sealed, str) or private_key is None:
         log.warning(

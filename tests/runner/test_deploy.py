@@ -226,3 +226,18 @@ def test_a_build_that_needs_the_database_is_rebuilt_after_the_migrations(
     states = {d["id"]: d["readyState"] for d in deployments(sandbox, name)}
     assert sorted(states.values()) == ["ERROR", "READY"]
     assert payload["health"]["ok"] is True
+
+
+def test_a_build_without_migrations_skips_that_step(
+    sandbox: SandboxProcess, forge_runner: RunnerProcess, unique: str, tmp_path: Path
+) -> None:
+    build = app_copy(tmp_path)
+    shutil.rmtree(build / "supabase")
+    result = deploy(forge_runner, build, f"nomig-{unique}")
+    assert_live(result)
+    skips = [e.payload for e in result.of(EventType.STEP_SKIPPED)]
+    assert [s["step"] for s in skips] == ["supabase.migrations"], skips
+    assert "supabase.migrations" not in {
+        e.payload["step"] for e in result.of(EventType.STEP_STARTED)
+    }
+    assert result.result["migrations_applied"] == []
