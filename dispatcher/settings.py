@@ -8,10 +8,12 @@ overrides): the dispatcher hands each deploy exactly those, tokens in its secret
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
 import socket
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,15 +93,32 @@ def _seal_keys(env: Mapping[str, str], state_dir: Path) -> tuple[str, str]:
     if private or public:
         raise ConfigError("FORGE_SEAL_PUBLIC_KEY and FORGE_SEAL_PRIVATE_KEY go together")
     key_file = state_dir / "seal.key"
-    if key_file.exists():
-        public, private = key_file.read_text().split()
-        return public, private
-    public, private = new_keypair()
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"{public}\n{private}\n")
-    return public, private
+    if not key_file.exists():
+        _create_once(key_file, "{}\n{}\n".format(*new_keypair()))
+    words = key_file.read_text().split()
+    if len(words) != 2:
+        raise ConfigError(
+            f"{key_file} is malformed: expected a public and a private key; remove it to make "
+            "a new pair, or set FORGE_SEAL_PUBLIC_KEY and FORGE_SEAL_PRIVATE_KEY"
+        )
+    return words[0], words[1]
+
+
+def _create_once(path: Path, text: str) -> None:
+    """Write `path` (mode 0600) unless it exists, atomically: the content goes to a private
+    temporary file first, then a hard link names it. Two dispatchers starting together on a
+    new state dir thus agree on one file, and neither can read it half written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as fh:  # mkstemp: mode 0600
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        with contextlib.suppress(FileExistsError):  # the other one's file won: use it
+            os.link(tmp, path)
+    finally:
+        Path(tmp).unlink()
 
 
 def load(environ: Mapping[str, str] | None = None, *, require_secret: bool = True) -> Settings:

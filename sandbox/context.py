@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import string
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -71,11 +73,12 @@ class Identity:
         return identity
 
     def save(self, path: Path) -> None:
+        """Atomically, through a private temporary file (mode 0600) of its own."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1, sort_keys=True))
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(asdict(self), indent=1, sort_keys=True))
+        Path(tmp).replace(path)
 
 
 @dataclass(frozen=True)

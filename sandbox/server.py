@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
+import os
 import signal
 import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -174,6 +176,7 @@ def serve(
     record: bool,
 ) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
+    lock = _hold_state_dir(state_dir)  # released when this process ends
     identity_file = state_dir / "sandbox.json"
     identity = _assign_ports(Identity.load_or_create(identity_file), host, identity_file)
     _check_ports_free(host, identity.ports, ["github", "supabase", "vercel", "apps"])
@@ -206,3 +209,26 @@ def serve(
             service.close()
         if cluster:
             cluster.stop()
+        lock.close()
+
+
+def _hold_state_dir(state_dir: Path) -> IO[str]:
+    """One `serve` per state dir: an exclusive lock on `serve.lock`, taken before the identity,
+    the ports or the TLS files are read or made. Two sandboxes started together on a new state
+    dir would otherwise each mint tokens and ports and overwrite each other's."""
+    path = state_dir / "serve.lock"
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise SystemExit(
+            f"forge-sandbox: another `forge-sandbox serve` (pid {holder}) holds {path}: one "
+            "sandbox per state dir"
+        ) from None
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle

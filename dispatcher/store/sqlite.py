@@ -14,9 +14,12 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import tenacity
 
 from dispatcher.model import Deployment, Status, StoredEvent
 from dispatcher.store.base import NewEvent, Store
@@ -44,6 +47,18 @@ from dispatcher.store.schema import (
 )
 
 _SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+
+
+def _is_busy(e: BaseException) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED (any extended code): another connection holds the lock."""
+    code = getattr(e, "sqlite_errorcode", None)
+    return (
+        isinstance(e, sqlite3.OperationalError)
+        and code is not None
+        and code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    )
+
 
 _CANDIDATE = """
 SELECT d.id FROM deployments AS d
@@ -59,10 +74,17 @@ _REQUEUEABLE_SQL = ", ".join(f"'{s.value}'" for s in REQUEUEABLE)
 class _Pool:
     """At most `size` connections, each lent to one thread at a time."""
 
-    def __init__(self, path: Path, size: int, busy_timeout_s: float) -> None:
+    def __init__(
+        self,
+        path: Path,
+        size: int,
+        busy_timeout_s: float,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._path = path
         self._size = size
         self._busy_timeout_s = busy_timeout_s
+        self._sleep = sleep
         self._idle: list[sqlite3.Connection] = []
         self._made = 0
         self._closed = False
@@ -85,14 +107,40 @@ class _Pool:
     def _configure(self, conn: sqlite3.Connection) -> None:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
-        (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-        if str(mode).lower() != "wal":
+        mode = self._enter_wal(conn)
+        if mode != "wal":
             raise StoreError(
                 f"SQLite could not put {self._path} in WAL mode (got {mode!r}): "
                 "use a local file system, or FORGE_DATABASE_URL=postgresql://..."
             )
         conn.execute("PRAGMA synchronous = NORMAL")  # durable across a process crash
         conn.execute("PRAGMA foreign_keys = ON")
+
+    def _enter_wal(self, conn: sqlite3.Connection) -> str:
+        """Switch the file to WAL (a no-op once it is). On a new file the switch needs an
+        exclusive lock that SQLite does not wait for through `busy_timeout` when another
+        process is opening the same file, so a busy answer is retried with a bounded
+        exponential backoff, up to the busy timeout; past it, the error names the file."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_is_busy),
+            wait=tenacity.wait_random_exponential(multiplier=0.002, max=0.1),
+            stop=tenacity.stop_after_delay(self._busy_timeout_s),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        except sqlite3.OperationalError as e:
+            if not _is_busy(e):
+                raise
+            raise StoreError(
+                f"SQLite database {self._path} stayed locked by another process for more than "
+                f"{self._busy_timeout_s:g} s while switching it to WAL mode: is another program "
+                "holding a transaction on it?"
+            ) from e
+        return str(mode).lower()
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
@@ -145,12 +193,13 @@ class SQLiteStore(Store):
         clock: Clock = utc_now,
         pool_size: int = 8,
         busy_timeout_s: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.path = Path(path)
         if self.path.parent != Path():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock
-        self._pool = _Pool(self.path, pool_size, busy_timeout_s)
+        self._pool = _Pool(self.path, pool_size, busy_timeout_s, sleep)
 
     # -- plumbing ---------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -169,7 +218,7 @@ class SQLiteStore(Store):
             conn.execute("COMMIT")
 
     def _locked(self, e: sqlite3.OperationalError) -> Exception:
-        if e.sqlite_errorcode & 0xFF == _SQLITE_BUSY:
+        if _is_busy(e):
             return StoreError(
                 f"SQLite database {self.path} stayed locked by another writer past the busy "
                 "timeout: is another process holding a long transaction on it?"

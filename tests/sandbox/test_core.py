@@ -333,3 +333,38 @@ def test_recorded_traffic_holds_no_secret_values(sandbox: SandboxProcess, unique
     for secret in secrets:
         assert secret not in log  # ... without its secrets
     assert info["token"] not in log and sandbox.info["github"]["token"] not in log
+
+
+@pytest.mark.postgres
+def test_two_serves_on_one_new_state_dir_one_runs_the_other_names_the_lock(
+    test_root: Path, postgres_url: str, unique: str
+) -> None:
+    state = test_root / f"two-serves-{unique}"
+    argv = [sys.executable, "-m", "sandbox.cli", "serve", "--state-dir", str(state)]
+    argv += ["--postgres-url", postgres_url]
+    started = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    try:
+        # The loser exits at once; the winner runs until told to stop.
+        deadline = time.monotonic() + 60
+        while all(p.poll() is None for p in started) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        losers = [p for p in started if p.poll() is not None]
+        assert len(losers) == 1, "both sandboxes started, or neither ended"
+        (winner,) = [p for p in started if p not in losers]
+        loser = losers[0]
+        assert loser.returncode != 0
+        assert loser.stderr is not None
+        assert "another `forge-sandbox serve`" in loser.stderr.read()
+        assert winner.stdout is not None
+        announced = json.loads(winner.stdout.readline())
+        kept = json.loads((state / "sandbox.json").read_text())
+        assert kept["github_token"] == announced["github"]["token"]
+        assert kept["ports"]["github"] == urlsplit(announced["github"]["api"]).port
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.terminate()
+            process.wait(timeout=60)
