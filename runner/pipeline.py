@@ -25,9 +25,8 @@ from typing import Any
 from runner import migrations, validation, workcopy
 from runner.context import RunContext
 from runner.errors import Cancelled
-from runner.steps import app as vercel_app
-from runner.steps import database, health, repo
-from runner.steps_runtime import skipped, step
+from runner.steps import github, health, supabase, vercel
+from runner.steps.runtime import skipped, step
 
 log = logging.getLogger("forge.runner.pipeline")
 
@@ -49,11 +48,11 @@ class Keys:
 
 def _github(ctx: RunContext, app: str, copy: workcopy.WorkCopy, report: DeployReport) -> None:
     with step(ctx, "github.repo") as s:
-        ensured = repo.ensure_repo(ctx, app)
+        ensured = github.ensure_repo(ctx, app)
         s.info.update(created=ensured.created, repo=ensured.repo.full_name)
     report.urls["repo"] = ensured.repo.html_url
     with step(ctx, "github.push") as s:
-        pushed = repo.push(ctx, ensured.repo, copy)
+        pushed = github.push(ctx, ensured.repo, copy)
         s.info.update(commit=pushed.commit, pushed=pushed.pushed)
     report.details["commit"] = pushed.commit
 
@@ -63,19 +62,19 @@ def _supabase(
 ) -> None:
     try:
         with step(ctx, "supabase.project") as s:
-            project = database.ensure_project(ctx, app)
+            project = supabase.ensure_project(ctx, app)
             s.info.update(created=project.created, ref=project.ref)
-        url = database.project_url(ctx, project.ref)
+        url = supabase.project_url(ctx, project.ref)
         report.urls["database"] = url
         with step(ctx, "supabase.keys"):
-            found = database.read_keys(ctx, project.ref, ctx.settings.run.supabase_deadline_s)
+            found = supabase.read_keys(ctx, project.ref, ctx.settings.run.supabase_deadline_s)
         keys.set_result(Keys(url, found.anon, found.service_role))
     except BaseException as e:
         if not keys.done():
             keys.set_exception(e)
         raise
     with step(ctx, "supabase.healthy"):
-        database.wait_healthy(ctx, project.ref)
+        supabase.wait_healthy(ctx, project.ref)
     if not validation.migration_files(build_dir):
         skipped(ctx, "supabase.migrations", "no supabase/migrations/*.sql in the build")
         report.details["migrations_applied"] = []
@@ -88,30 +87,30 @@ def _supabase(
 
 def _build(
     ctx: RunContext,
-    project: vercel_app.VercelProject,
+    project: vercel.VercelProject,
     copy: workcopy.WorkCopy,
     name: str,
     force_new: bool,
 ) -> Any:
     with step(ctx, name) as s:
-        deployed = vercel_app.deploy(ctx, project, copy, staged=True, force_new=force_new)
+        deployed = vercel.deploy(ctx, project, copy, staged=True, force_new=force_new)
         s.info.update(
             deployment=deployed.deployment.id, files=deployed.files, uploaded=deployed.uploaded
         )
-        return vercel_app.wait_ready(ctx, deployed.deployment.id)
+        return vercel.wait_ready(ctx, deployed.deployment.id)
 
 
 def _vercel_until_built(
     ctx: RunContext, app: str, copy: workcopy.WorkCopy, keys: Future[Keys]
-) -> tuple[vercel_app.VercelProject, Any, BaseException | None]:
+) -> tuple[vercel.VercelProject, Any, BaseException | None]:
     """Project, env, staged build. A failed build is returned, not raised: the caller rebuilds
     it after the migrations."""
     with step(ctx, "vercel.project") as s:
-        ensured = vercel_app.ensure_project(ctx, app)
+        ensured = vercel.ensure_project(ctx, app)
         s.info.update(created=ensured.created, project=ensured.id)
     known = keys.result()
     with step(ctx, "vercel.env") as s:
-        vercel_app.set_env(
+        vercel.set_env(
             ctx,
             ensured.id,
             {
@@ -123,14 +122,14 @@ def _vercel_until_built(
         s.info.update(variables=3)
     try:
         return ensured, _build(ctx, ensured, copy, "vercel.build", force_new=False), None
-    except vercel_app.BuildFailed as e:
+    except vercel.BuildFailed as e:
         log.warning("build failed before the migrations finished; will rebuild after: %s", e)
         return ensured, None, e
 
 
 def _release(
     ctx: RunContext,
-    project: vercel_app.VercelProject,
+    project: vercel.VercelProject,
     deployment: Any,
     copy: workcopy.WorkCopy,
     keys: Keys,
@@ -140,7 +139,7 @@ def _release(
     attempts = 0
     while True:
         with step(ctx, "vercel.promote") as s:
-            live = vercel_app.promote(ctx, project, deployment)
+            live = vercel.promote(ctx, project, deployment)
             s.info.update(url=live, deployment=deployment.id)
         report.urls["app"] = live
         with step(ctx, "health") as s:

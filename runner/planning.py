@@ -9,8 +9,7 @@ from typing import Any
 
 from runner import workcopy
 from runner.context import RunContext
-from runner.steps import app as vercel_app
-from runner.steps import database, repo
+from runner.steps import github, supabase, vercel
 
 log = logging.getLogger("forge.runner.plan")
 
@@ -18,9 +17,9 @@ log = logging.getLogger("forge.runner.plan")
 def plan(ctx: RunContext, app: str, build_dir: Path) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="forge-plan-") as tmp:
         copy = workcopy.make(build_dir, Path(tmp), "plan")
-        changes: list[dict[str, Any]] = [repo.plan_repo(ctx, app, copy)]
-        changes.extend(database.plan_database(ctx, app, build_dir))
-        changes.extend(vercel_app.plan_app(ctx, app, copy))
+        changes: list[dict[str, Any]] = [github.plan_repo(ctx, app, copy)]
+        changes.extend(supabase.plan_database(ctx, app, build_dir))
+        changes.extend(vercel.plan_app(ctx, app, copy))
     for change in changes:
         log.info("%-20s %-8s %s", change["resource"], change["action"], change.get("detail", ""))
     return changes

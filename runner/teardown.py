@@ -7,20 +7,19 @@ gone counts as removed, so a teardown can be repeated.
 from __future__ import annotations
 
 from runner.context import RunContext
-from runner.steps import app as vercel_app
-from runner.steps import database, repo
-from runner.steps_runtime import step
+from runner.steps import github, supabase, vercel
+from runner.steps.runtime import step
 
 
 def teardown(ctx: RunContext, app: str, *, archive: bool) -> dict[str, str]:
     removed: dict[str, str] = {}
     with step(ctx, "teardown.vercel") as s:
-        removed["vercel"] = vercel_app.teardown_app(ctx, app)
+        removed["vercel"] = vercel.teardown_app(ctx, app)
         s.info.update(result=removed["vercel"])
     with step(ctx, "teardown.supabase") as s:
-        removed["supabase"] = database.teardown_database(ctx, app)
+        removed["supabase"] = supabase.teardown_database(ctx, app)
         s.info.update(result=removed["supabase"])
     with step(ctx, "teardown.github") as s:
-        removed["github"] = repo.teardown_repo(ctx, app, archive=archive)
+        removed["github"] = github.teardown_repo(ctx, app, archive=archive)
         s.info.update(result=removed["github"])
     return removed

@@ -13,8 +13,8 @@ import pytest
 from runner import workcopy
 from runner.context import RunContext
 from runner.http import new_session
-from runner.steps import app as vercel_step
 from runner.steps import health
+from runner.steps import vercel as vercel_step
 from sandbox.postgres import free_port
 from tests.support import runner as runner_support
 

@@ -18,7 +18,7 @@ from runner.ensure import AlreadyExists
 from runner.errors import FatalError, NotOurs
 from runner.events import EventType
 from runner.providers.github import GithubClient
-from runner.steps import repo as step
+from runner.steps import github as step
 from tests.support import runner as runner_support
 from tests.support.sandbox import SandboxProcess
 

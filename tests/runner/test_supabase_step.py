@@ -20,7 +20,7 @@ from runner.errors import BadInput, FatalError, StepFailed
 from runner.events import EventType
 from runner.providers.supabase import PoolerConfig, SupabaseClient
 from runner.sealing import new_keypair, unseal
-from runner.steps import database
+from runner.steps import supabase as supabase_step
 from tests.support import runner as runner_support
 from tests.support.clis import REPO
 from tests.support.runner import events_of
@@ -66,7 +66,7 @@ def app(sandbox: SandboxProcess, runner_env: dict[str, str], unique: str) -> Ite
     yield name
     sandbox.set_faults([])
     ctx, stream = runner_support.make_context(runner_env)
-    database.teardown_database(ctx, name)
+    supabase_step.teardown_database(ctx, name)
     runner_support.CAPTURED.append(stream.getvalue())
 
 
@@ -99,10 +99,10 @@ def tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
-def ready(ctx: RunContext, app: str) -> database.DatabaseProject:
-    project = database.ensure_project(ctx, app)
-    database.read_keys(ctx, project.ref, 60)
-    database.wait_healthy(ctx, project.ref)
+def ready(ctx: RunContext, app: str) -> supabase_step.DatabaseProject:
+    project = supabase_step.ensure_project(ctx, app)
+    supabase_step.read_keys(ctx, project.ref, 60)
+    supabase_step.wait_healthy(ctx, project.ref)
     return project
 
 
@@ -114,7 +114,7 @@ def test_ensure_twice_creates_then_adopts_and_seals_the_password(
 ) -> None:
     public, private = new_keypair()
     ctx, stream = contexts(FORGE_SEAL_PUBLIC_KEY=public)
-    first = database.ensure_project(ctx, app)
+    first = supabase_step.ensure_project(ctx, app)
     assert first.created and first.name == f"forge-{app}" and first.password is not None
     assert len(first.password) >= 32 and first.password in ctx.masker
     assert first.password not in repr(first)
@@ -131,17 +131,17 @@ def test_ensure_twice_creates_then_adopts_and_seals_the_password(
     assert unseal(base64.b64decode(private), sealed) == first.password
     assert dict(points)["supabase.ref"] == first.ref
 
-    again = database.ensure_project(ctx, app)
+    again = supabase_step.ensure_project(ctx, app)
     assert (again.ref, again.created) == (first.ref, False)
     assert len(projects_named(sandbox, f"forge-{app}")) == 1
 
     # A new container: only the sealed checkpoint and the private key carry the password.
     ctx2, stream2 = contexts(FORGE_SEAL_PRIVATE_KEY=private)
     ctx2.checkpoints.put("supabase.db_password_sealed", sealed)
-    resumed = database.ensure_project(ctx2, app)
+    resumed = supabase_step.ensure_project(ctx2, app)
     assert (resumed.ref, resumed.created, resumed.password) == (first.ref, False, first.password)
     assert resumed.password is not None and resumed.password in ctx2.masker
-    database.wait_healthy(ctx2, resumed.ref)
+    supabase_step.wait_healthy(ctx2, resumed.ref)
     build = tmp_path / "build"
     write_migrations(build, INIT)
     result = migrations.push(ctx2, resumed.ref, resumed.password, build)
@@ -151,13 +151,13 @@ def test_ensure_twice_creates_then_adopts_and_seals_the_password(
     for text in (stream.getvalue(), stream2.getvalue()):
         assert first.password not in text
 
-    assert database.teardown_database(ctx, app) == "deleted"
+    assert supabase_step.teardown_database(ctx, app) == "deleted"
     assert projects_named(sandbox, f"forge-{app}") == []
-    assert database.teardown_database(ctx, app) == "absent"
+    assert supabase_step.teardown_database(ctx, app) == "absent"
 
 
 def url_checkpoint(ctx: RunContext, ref: str) -> bool:
-    url = database.project_url(ctx, ref)
+    url = supabase_step.project_url(ctx, ref)
     return ref in url and ctx.checkpoints.get("supabase.url") == url
 
 
@@ -170,11 +170,11 @@ def test_adopts_the_oldest_of_duplicates_and_knows_no_password_without_the_key(
     org = sandbox.info["supabase"]["org"]
     older = client.create_project(f"forge-{app}", org, "us-east-1", "Older-pass-0123456789")
     newer = client.create_project(f"forge-{app}", org, "us-east-1", "Newer-pass-0123456789")
-    adopted = database.ensure_project(ctx, app)
+    adopted = supabase_step.ensure_project(ctx, app)
     assert (adopted.ref, adopted.created, adopted.password) == (older.ref, False, None)
     assert len(projects_named(sandbox, f"forge-{app}")) == 2
 
-    database.wait_healthy(ctx, adopted.ref)
+    supabase_step.wait_healthy(ctx, adopted.ref)
     build = tmp_path / "build"
     write_migrations(build, INIT)
     with pytest.raises(StepFailed, match="FORGE_SEAL_PRIVATE_KEY") as failed:
@@ -226,7 +226,7 @@ def test_every_call_survives_transient_faults_with_exactly_one_project(
     [entry] = projects_named(sandbox, f"forge-{app}")
     assert entry["ref"] == project.ref
     assert entry["migrations"] == [{"version": "20240101000000", "name": "init"}]
-    assert database.teardown_database(ctx, app) == "deleted"
+    assert supabase_step.teardown_database(ctx, app) == "deleted"
     assert projects_named(sandbox, f"forge-{app}") == []
     hits = {(r["method"], r["path"]): r["hits"] for r in sandbox.admin("GET", "faults").json()}
     assert all(hits[(m, p)] >= 1 for m, p in CALLS), hits  # every call met its fault
@@ -250,7 +250,7 @@ def test_an_ambiguous_create_makes_exactly_one_project(
         ]
     )
     ctx, stream = contexts(FORGE_SEAL_PUBLIC_KEY=public)
-    project = database.ensure_project(ctx, app)
+    project = supabase_step.ensure_project(ctx, app)
     [entry] = projects_named(sandbox, f"forge-{app}")
     assert project.created and project.ref == entry["ref"]
     assert project.password == entry["db_pass"]
@@ -264,7 +264,7 @@ def test_a_permanent_4xx_is_fatal_with_the_providers_message(
 ) -> None:
     ctx, _ = contexts(SUPABASE_ORG_ID="no-such-org")
     with pytest.raises(FatalError) as refused:
-        database.ensure_project(ctx, app)
+        supabase_step.ensure_project(ctx, app)
     assert refused.value.status == 404 and "Organization no-such-org not found" in str(
         refused.value
     )
@@ -283,7 +283,7 @@ def test_a_permanent_4xx_is_fatal_with_the_providers_message(
     )
     ctx2, _ = contexts()
     with pytest.raises(FatalError) as forbidden:
-        database.ensure_project(ctx2, app)
+        supabase_step.ensure_project(ctx2, app)
     assert (
         forbidden.value.status == 403 and "fault injected by the sandbox" in forbidden.value.message
     )
@@ -296,8 +296,8 @@ def test_keys_are_read_while_the_project_is_still_coming_up(
 ) -> None:
     sandbox.set_time_scale(0.02)  # provisioning 1.8 s, keys after 0.4 s
     ctx, stream = contexts()
-    project = database.ensure_project(ctx, app)
-    keys = database.read_keys(ctx, project.ref, 30)
+    project = supabase_step.ensure_project(ctx, app)
+    keys = supabase_step.read_keys(ctx, project.ref, 30)
     client = SupabaseClient(ctx.supabase)
     current = client.get_project(project.ref)
     assert current is not None and current.status == "COMING_UP"
@@ -306,7 +306,7 @@ def test_keys_are_read_while_the_project_is_still_coming_up(
     assert keys.anon in ctx.masker and keys.service_role in ctx.masker
     assert keys.anon not in repr(keys)
 
-    healthy = database.wait_healthy(ctx, project.ref)
+    healthy = supabase_step.wait_healthy(ctx, project.ref)
     assert healthy.status == "ACTIVE_HEALTHY"
     statuses = [
         e.payload.get("status")
@@ -324,14 +324,14 @@ def test_wait_healthy_fails_on_a_terminal_status_and_on_the_deadline(
     sandbox: SandboxProcess, contexts: Contexts, app: str
 ) -> None:
     ctx, _ = contexts()
-    project = database.ensure_project(ctx, app)
-    database.wait_healthy(ctx, project.ref)
+    project = supabase_step.ensure_project(ctx, app)
+    supabase_step.wait_healthy(ctx, project.ref)
     paused = ctx.supabase.request("POST", f"/v1/projects/{project.ref}/pause")
     assert paused.status_code == 200
     with pytest.raises(StepFailed, match="INACTIVE"):
-        database.wait_healthy(ctx, project.ref)
+        supabase_step.wait_healthy(ctx, project.ref)
     ctx.supabase.request("POST", f"/v1/projects/{project.ref}/restore")
-    database.wait_healthy(ctx, project.ref)
+    supabase_step.wait_healthy(ctx, project.ref)
 
     sandbox.set_time_scale(0.02)  # provisioning 1.8 s: the 1 s deadline passes first
     slow, _ = contexts(FORGE_SUPABASE_DEADLINE_S="1")
@@ -340,10 +340,10 @@ def test_wait_healthy_fails_on_a_terminal_status_and_on_the_deadline(
     other = client.create_project(f"forge-{app}-slow", org, "us-east-1", "Slow-pass-0123456789")
     try:
         with pytest.raises(StepFailed, match="not ACTIVE_HEALTHY after 1 s"):
-            database.wait_healthy(slow, other.ref)
+            supabase_step.wait_healthy(slow, other.ref)
     finally:
         sandbox.set_time_scale(sandbox.time_scale)
-        database.teardown_database(ctx, f"{app}-slow")  # waits out the provisioning
+        supabase_step.teardown_database(ctx, f"{app}-slow")  # waits out the provisioning
 
 
 # -- migrations ---------------------------------------------------------------------------------
@@ -391,7 +391,7 @@ def test_migrations_apply_once_then_only_new_ones_and_a_bad_file_is_named(
     (build / "supabase" / "config.toml").write_text('project_id = "app"\n')
     write_migrations(build, INIT, MORE)
     before = tree(build)
-    plan = database.plan_database(ctx, app, build)
+    plan = supabase_step.plan_database(ctx, app, build)
     assert [(c["resource"], c["action"]) for c in plan] == [
         ("supabase.project", "none"),
         ("supabase.migration", "apply"),
@@ -420,7 +420,7 @@ def test_migrations_apply_once_then_only_new_ones_and_a_bad_file_is_named(
     second = migrations.push(ctx, project.ref, project.password, build)
     assert (second.applied, second.pending_before, second.skipped) == ([], [], None)
     sandbox.set_faults([])
-    assert [c["action"] for c in database.plan_database(ctx, app, build)] == ["none"]
+    assert [c["action"] for c in supabase_step.plan_database(ctx, app, build)] == ["none"]
 
     write_migrations(build, THIRD)
     third = migrations.push(ctx, project.ref, project.password, build)
@@ -518,7 +518,7 @@ def test_plan_on_a_fresh_name_lists_creates(contexts: Contexts, app: str, tmp_pa
     ctx, _ = contexts()
     build = tmp_path / "build"
     write_migrations(build, INIT, MORE)
-    plan = database.plan_database(ctx, app, build)
+    plan = supabase_step.plan_database(ctx, app, build)
     assert [(c["resource"], c["name"], c["action"]) for c in plan] == [
         ("supabase.project", f"forge-{app}", "create"),
         ("supabase.migration", INIT[0], "apply"),

@@ -16,7 +16,7 @@ from runner.context import RunContext
 from runner.errors import FatalError, NotOurs
 from runner.events import EventType
 from runner.providers.vercel import EnvItem, VercelClient
-from runner.steps import app as vercel_step
+from runner.steps import vercel as vercel_step
 from tests.support import runner as runner_support
 from tests.support.sandbox import SandboxProcess
 
