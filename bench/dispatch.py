@@ -11,7 +11,7 @@ in-process dispatcher with its API on loopback) and prints, side by side:
    event received by an API client following `GET /v1/deployments/{id}/events`; with the
    phases in between (queue claim, launch, runner start-up, ingest, stream).
 2. Ingestion: 10k runner-shaped lines (the runner's own `EventWriter`: mostly `log`, a
-   `step_started` every 500, heartbeats, checkpoints) through `dispatcher.ingest.Ingestor`
+   `step_started` every 500, heartbeats, checkpoints) through `dispatcher.core.ingest.Ingestor`
    (parse + batched append) into SQLite and PostgreSQL: events/s.
 3. Per-event cost with a log of 1k and of 10k lines: the cost of the next events once the log
    holds n lines. Ours: the Ingestor (batches of 200), and the Ingestor with batch=1 (one
@@ -62,13 +62,13 @@ import uvicorn
 
 from dispatcher import settings as dispatcher_settings
 from dispatcher.api.app import ApiSettings, create_app
-from dispatcher.api.events import EventHub
 from dispatcher.client import Client
+from dispatcher.core.hub import EventHub
+from dispatcher.core.ingest import Ingestor
+from dispatcher.core.service import Dispatcher
 from dispatcher.embedded import make_launcher
-from dispatcher.ingest import Ingestor
 from dispatcher.launchers.base import Exit, Handle, Launcher, RunSpec
 from dispatcher.model import Deployment, Status, StoredEvent
-from dispatcher.service import Dispatcher
 from dispatcher.store.base import Store
 from dispatcher.store.open import open_store
 from runner.events import EventType, EventWriter

@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from dispatcher.api.auth import sign
+from dispatcher.core.signing import sign
 
 
 class ApiError(Exception):

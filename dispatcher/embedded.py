@@ -21,8 +21,8 @@ import uvicorn
 from dispatcher import settings as dispatcher_settings
 from dispatcher.api.app import ApiSettings, create_app
 from dispatcher.client import Client
+from dispatcher.core.service import Dispatcher
 from dispatcher.launchers.base import Launcher
-from dispatcher.service import Dispatcher
 from dispatcher.store.open import open_store
 
 log = logging.getLogger("forge.dispatcher")

@@ -18,6 +18,8 @@ class Status(StrEnum):
 
 
 TERMINAL = frozenset({Status.LIVE, Status.UNHEALTHY, Status.FAILED, Status.CANCELLED})
+# Ended without going live: such a deployment may be queued again for a new attempt.
+RETRYABLE = frozenset({Status.FAILED, Status.CANCELLED, Status.UNHEALTHY})
 
 
 @dataclass(frozen=True)

@@ -36,15 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from dispatcher import bundles
 from dispatcher.api import auth
 from dispatcher.api.errors import ApiError, install_error_handlers
-from dispatcher.api.events import Subscription, event_json, follow, stored_events
-from dispatcher.api.metrics import (
-    CONTENT_TYPE,
-    METRICS,
-    DeploymentsByStatus,
-    Metrics,
-    RequestMetrics,
-    render,
-)
+from dispatcher.api.metrics import CONTENT_TYPE, RequestMetrics, render
 from dispatcher.api.schemas import (
     DEPLOYMENT_ID_PATTERN,
     IDEMPOTENCY_KEY_PATTERN,
@@ -56,15 +48,17 @@ from dispatcher.api.schemas import (
     Health,
 )
 from dispatcher.builds import BuildDirError, resolve_build_dir
-from dispatcher.model import TERMINAL, Deployment, Status, StoredEvent
+from dispatcher.core import signing
+from dispatcher.core.hub import Subscription, event_json, follow, stored_events
+from dispatcher.core.metrics import METRICS, DeploymentsByStatus, Metrics
+from dispatcher.core.policy import Refused
+from dispatcher.model import Deployment, Status, StoredEvent
 from dispatcher.store.base import Conflict, Store
 
 log = logging.getLogger("forge.dispatcher.api")
 
 NDJSON = "application/x-ndjson"
 MAX_ID = 2**63 - 1  # what an SQLite / PostgreSQL bigint holds
-RETRYABLE = frozenset({Status.FAILED, Status.CANCELLED, Status.UNHEALTHY})
-_NOT_ALLOWED = {"cancel": "not_cancellable", "retry": "not_retryable", "teardown": "refused"}
 
 
 @dataclass(frozen=True)
@@ -73,20 +67,17 @@ class ApiSettings:
     builds_root: Path
     max_body_bytes: int = 64 * 1024
     clock: Callable[[], float] = time.time  # unix seconds, for the signature window
-    window_s: float = auth.WINDOW_S
+    window_s: float = signing.WINDOW_S
     sse_tick_s: float = 1.0  # how often a quiet event stream looks at the deployment's status
     sse_ping_s: float = 15.0  # SSE keep-alive comments
     metrics: Metrics = field(default_factory=lambda: METRICS)
     bundle_secret: bytes | None = field(default=None, repr=False)  # serves /bundles/{token}
 
 
-class Refused(Exception):
-    """The deployment's state forbids the action (409); the message says why."""
-
-
 class Control(Protocol):
-    """What the API asks of the rest of the dispatcher. Each method may raise `Refused` (409)
-    or `LookupError` (404); none may block for long (they run on the API's threads)."""
+    """What the API asks of the core (`dispatcher.core.service.Dispatcher`). Each method may
+    raise `Refused` (409, the core's one policy: `dispatcher.core.policy`) or `LookupError`
+    (404); none may block for long (they run on the API's threads)."""
 
     def wake(self) -> None:
         """A deployment was queued: let the workers look."""
@@ -124,18 +115,6 @@ _NOT_FOUND: Responses = {404: {"model": ErrorBody, "description": "No such deplo
 _CONFLICT: Responses = {
     409: {"model": ErrorBody, "description": "The deployment's state forbids it"}
 }
-
-
-def refusal(action: str, dep: Deployment) -> str | None:
-    """Why `action` is refused for `dep` now (409), or None: the pure part of the policy."""
-    if action == "cancel" and dep.status in TERMINAL:
-        return f"deployment {dep.id} is already {dep.status.value}"
-    if action == "retry" and dep.status not in RETRYABLE:
-        return (
-            f"deployment {dep.id} is {dep.status.value}; only failed, cancelled or unhealthy "
-            "deployments can be retried"
-        )
-    return None
 
 
 def _count_by_status(store: Store) -> dict[str, int]:
@@ -176,7 +155,7 @@ def create_app(store: Store, control: Control, settings: ApiSettings) -> FastAPI
     signed = [  # documentation only: HookGuard has checked both before routing
         Security(
             APIKeyHeader(
-                name=auth.TIMESTAMP_HEADER,
+                name=signing.TIMESTAMP_HEADER,
                 scheme_name="ForgeTimestamp",
                 description="Unix seconds (a fraction allowed), within 300 s of the server",
                 auto_error=False,
@@ -184,7 +163,7 @@ def create_app(store: Store, control: Control, settings: ApiSettings) -> FastAPI
         ),
         Security(
             APIKeyHeader(
-                name=auth.SIGNATURE_HEADER,
+                name=signing.SIGNATURE_HEADER,
                 scheme_name="ForgeSignature",
                 description=(
                     "sha256=<hex HMAC-SHA256(FORGE_HOOK_SECRET, '<timestamp>.<raw body>')>; "
@@ -339,14 +318,12 @@ def create_app(store: Store, control: Control, settings: ApiSettings) -> FastAPI
 
         return EventSourceResponse(sse(), ping=settings.sse_ping_s)
 
-    def act(action: str, deployment_id: str, do: Callable[[str], Deployment]) -> DeploymentOut:
-        why = refusal(action, existing(deployment_id))
-        if why is not None:
-            raise ApiError(409, _NOT_ALLOWED[action], why)
+    def act(deployment_id: str, do: Callable[[str], Deployment]) -> DeploymentOut:
+        existing(deployment_id)
         try:
             return public(do(deployment_id))
         except Refused as e:
-            raise ApiError(409, f"{action}_refused", str(e)) from e
+            raise ApiError(409, e.code, e.message) from e
         except LookupError as e:
             raise ApiError(404, "not_found", f"no deployment {deployment_id!r}") from e
 
@@ -361,7 +338,7 @@ def create_app(store: Store, control: Control, settings: ApiSettings) -> FastAPI
         summary="Cancel a queued or running deployment",
     )
     def cancel(deployment_id: DeploymentId) -> DeploymentOut:
-        return act("cancel", deployment_id, control.cancel)
+        return act(deployment_id, control.cancel)
 
     @app.post(
         "/v1/deployments/{deployment_id}/retry",
@@ -372,7 +349,7 @@ def create_app(store: Store, control: Control, settings: ApiSettings) -> FastAPI
         summary="Queue a new attempt of a failed, cancelled or unhealthy deployment",
     )
     def retry(deployment_id: DeploymentId) -> DeploymentOut:
-        return act("retry", deployment_id, control.retry)
+        return act(deployment_id, control.retry)
 
     @app.post(
         "/v1/deployments/{deployment_id}/teardown",
@@ -383,7 +360,7 @@ def create_app(store: Store, control: Control, settings: ApiSettings) -> FastAPI
         summary="Queue a teardown of the deployment's project; returns the teardown deployment",
     )
     def teardown(deployment_id: DeploymentId) -> DeploymentOut:
-        return act("teardown", deployment_id, control.teardown)
+        return act(deployment_id, control.teardown)
 
     @app.get(
         "/healthz",

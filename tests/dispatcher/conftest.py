@@ -33,10 +33,10 @@ import requests
 
 from dispatcher import embedded
 from dispatcher import settings as dispatcher_settings
-from dispatcher.api import auth
 from dispatcher.client import Client
+from dispatcher.core import signing
+from dispatcher.core.service import Dispatcher
 from dispatcher.model import TERMINAL
-from dispatcher.service import Dispatcher
 from dispatcher.store.base import Store
 from tests.image.conftest import docker_client, runner_image  # noqa: F401 - fixtures
 from tests.support import runner as runner_support
@@ -61,7 +61,7 @@ class Signer:
         with self._lock:
             stamp = max(time.time(), self._last + 1e-6)
             self._last = stamp
-        return auth.sign(self.secret, body, stamp)
+        return signing.sign(self.secret, body, stamp)
 
 
 def parse_sse(lines: Iterator[str]) -> Iterator[dict[str, str]]:

@@ -24,55 +24,21 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from dispatcher.api import auth
-from dispatcher.api.app import ApiSettings, Refused, create_app, refusal
-from dispatcher.api.events import EventHub, Subscription
-from dispatcher.api.metrics import Metrics
+from dispatcher.api.app import ApiSettings, create_app
 from dispatcher.builds import BuildDirError, resolve_build_dir
+from dispatcher.core import signing
+from dispatcher.core.hub import EventHub
+from dispatcher.core.metrics import Metrics
+from dispatcher.core.policy import Action, refusal
+from dispatcher.core.service import Dispatcher
 from dispatcher.model import TERMINAL, Deployment, Status, StoredEvent
 from dispatcher.store.base import NewEvent, Store
 from dispatcher.store.open import open_store
+from tests.support.core import idle_core
 
 NOW = 1_700_000_000.0  # for the pure tests
 SECRET = b"hook-secret-for-tests-0123456789abcdef"
 LIMIT = 8 * 1024
-
-
-class LocalControl:
-    """The Control the API needs, done directly on the store (no workers, no launcher)."""
-
-    def __init__(self, store: Store, hub: EventHub) -> None:
-        self.store = store
-        self.hub = hub
-        self.wakes = 0
-
-    def wake(self) -> None:
-        self.wakes += 1
-
-    def cancel(self, deployment_id: str) -> Deployment:
-        dep = self.store.get(deployment_id)
-        if dep is None:
-            raise LookupError(deployment_id)
-        if dep.status is Status.QUEUED:
-            return self.store.update(deployment_id, status=Status.CANCELLED, cancel_requested=True)
-        if dep.status in TERMINAL:
-            raise Refused(f"{deployment_id} is already {dep.status.value}")
-        return self.store.update(deployment_id, cancel_requested=True)
-
-    def retry(self, deployment_id: str) -> Deployment:
-        return self.store.requeue(deployment_id)
-
-    def teardown(self, deployment_id: str) -> Deployment:
-        dep = self.store.get(deployment_id)
-        if dep is None:
-            raise LookupError(deployment_id)
-        torn, _ = self.store.submit(
-            dep.project_id, dep.project_name, dep.build_dir, None, action="teardown"
-        )
-        return torn
-
-    def subscribe(self, deployment_id: str) -> Subscription:
-        return self.hub.subscribe(deployment_id)
 
 
 @dataclass
@@ -80,16 +46,17 @@ class Api:
     client: TestClient
     store: Store
     hub: EventHub
-    control: LocalControl
+    control: Dispatcher
     root: Path
     metrics: Metrics
     now: float
     responses: list[str] = field(default_factory=list)
+    wakes: int = 0
     _n: int = 0
 
     def signed(self, body: bytes = b"", ts: float | str | None = None) -> dict[str, str]:
         self._n += 1
-        return auth.sign(SECRET, body, self.now + self._n / 1e6 if ts is None else ts)
+        return signing.sign(SECRET, body, self.now + self._n / 1e6 if ts is None else ts)
 
     def _keep(self, response: httpx.Response) -> httpx.Response:
         self.responses.append(response.text)
@@ -154,11 +121,11 @@ def builds_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def api(database_url: str, builds_root: Path) -> Iterator[Api]:
+def api(database_url: str, builds_root: Path, tmp_path: Path) -> Iterator[Api]:
     store = open_store(database_url)
     store.migrate()
     hub = EventHub()
-    control = LocalControl(store, hub)
+    control = idle_core(store, SECRET, builds_root, tmp_path, hub)
     metrics = Metrics()
     now = float(int(time.time()))
     settings = ApiSettings(
@@ -173,6 +140,13 @@ def api(database_url: str, builds_root: Path) -> Iterator[Api]:
     try:
         with TestClient(app, raise_server_exceptions=False) as client:
             handle = Api(client, store, hub, control, builds_root, metrics, now)
+            real_wake = control.wake
+
+            def counted_wake() -> None:  # a spy: counts, then wakes the real queue
+                handle.wakes += 1
+                real_wake()
+
+            control.wake = counted_wake  # type: ignore[method-assign]
             yield handle
         leaked = [text for text in handle.responses if SECRET.decode() in text]
         assert not leaked, "the hook secret reached a response"
@@ -199,7 +173,7 @@ def test_signed_create_is_accepted_and_readable(api: Api) -> None:
     assert dep["status"] == "queued"
     assert dep["project_id"] == "proj_1"
     assert dep["build_dir"] == str((api.root / "app-1").resolve())
-    assert api.control.wakes == 1
+    assert api.wakes == 1
     got = api.get(f"/v1/deployments/{dep['id']}")
     assert got.status_code == 200
     assert got.json() == dep
@@ -221,7 +195,7 @@ def test_idempotency_key_returns_the_same_deployment(api: Api) -> None:
     again = api.post("/v1/deployments", body, headers=key)  # a new signature, same key
     assert (first.status_code, again.status_code) == (202, 200)
     assert first.json()["id"] == again.json()["id"]
-    assert api.control.wakes == 1
+    assert api.wakes == 1
     other = api.post("/v1/deployments", {**body, "project_name": "other-app"}, headers=key)
     assert other.status_code == 409
     assert _error(other)["code"] == "idempotency_conflict"
@@ -235,27 +209,27 @@ BODY = json.dumps({"project_id": "p1", "project_name": "shop-front", "build_dir"
 
 def _headers_for(case: str, now: float) -> dict[str, str]:
     stamp = f"{now + 0.5:.1f}"
-    good = auth.sign(SECRET, BODY, stamp)
+    good = signing.sign(SECRET, BODY, stamp)
     if case == "unsigned":
         return {}
     if case == "no signature":
-        return {auth.TIMESTAMP_HEADER: good[auth.TIMESTAMP_HEADER]}
+        return {signing.TIMESTAMP_HEADER: good[signing.TIMESTAMP_HEADER]}
     if case == "no timestamp":
-        return {auth.SIGNATURE_HEADER: good[auth.SIGNATURE_HEADER]}
+        return {signing.SIGNATURE_HEADER: good[signing.SIGNATURE_HEADER]}
     if case == "wrong secret":
-        return auth.sign(b"not-the-secret", BODY, stamp)
+        return signing.sign(b"not-the-secret", BODY, stamp)
     if case == "other body":
-        return auth.sign(SECRET, BODY + b" ", stamp)
+        return signing.sign(SECRET, BODY + b" ", stamp)
     if case == "other timestamp":
-        return {**good, auth.TIMESTAMP_HEADER: f"{now + 1.5:.1f}"}
+        return {**good, signing.TIMESTAMP_HEADER: f"{now + 1.5:.1f}"}
     if case == "stale":
-        return auth.sign(SECRET, BODY, int(now) - 301)
+        return signing.sign(SECRET, BODY, int(now) - 301)
     if case == "future":
-        return auth.sign(SECRET, BODY, int(now) + 301)
+        return signing.sign(SECRET, BODY, int(now) + 301)
     if case == "not a number":
-        return {**good, auth.TIMESTAMP_HEADER: "yesterday"}
+        return {**good, signing.TIMESTAMP_HEADER: "yesterday"}
     if case == "malformed signature":
-        return {**good, auth.SIGNATURE_HEADER: "md5=abc"}
+        return {**good, signing.SIGNATURE_HEADER: "md5=abc"}
     raise AssertionError(case)
 
 
@@ -282,13 +256,13 @@ def test_unauthenticated_requests_are_refused_and_create_nothing(
     assert r.status_code == 401, r.text
     assert _error(r)["code"] == reason
     assert api.count() == 0
-    assert api.control.wakes == 0
+    assert api.wakes == 0
     failures = api.metrics.hook_auth_failures.labels(reason)._value.get()
     assert failures == 1
 
 
 def test_a_replayed_request_is_refused(api: Api) -> None:
-    headers = {"content-type": "application/json", **auth.sign(SECRET, BODY, api.now + 0.25)}
+    headers = {"content-type": "application/json", **signing.sign(SECRET, BODY, api.now + 0.25)}
     first = api.client.post("/v1/deployments", content=BODY, headers=headers)
     assert first.status_code == 202
     again = api._keep(api.client.post("/v1/deployments", content=BODY, headers=headers))
@@ -296,7 +270,7 @@ def test_a_replayed_request_is_refused(api: Api) -> None:
     assert _error(again)["code"] == "replayed"
     assert api.count() == 1
     # A bodiless GET replayed is refused too; the same GET signed anew passes.
-    get_headers = auth.sign(SECRET, b"", api.now + 0.75)
+    get_headers = signing.sign(SECRET, b"", api.now + 0.75)
     url = f"/v1/deployments/{first.json()['id']}"
     assert api.client.get(url, headers=get_headers).status_code == 200
     assert api.client.get(url, headers=get_headers).status_code == 401
@@ -318,8 +292,8 @@ def test_every_route_but_health_metrics_and_docs_needs_a_signature(api: Api) -> 
     assert "/v1/deployments/{deployment_id}/events" in doc["paths"]
     schemes = doc["components"]["securitySchemes"]
     assert {s["name"] for s in schemes.values()} == {
-        auth.TIMESTAMP_HEADER,
-        auth.SIGNATURE_HEADER,
+        signing.TIMESTAMP_HEADER,
+        signing.SIGNATURE_HEADER,
     }
 
 
@@ -666,15 +640,15 @@ def test_refusal_policy() -> None:
     def dep(status: Status) -> Deployment:
         return Deployment("dep_x", "p", "n", "/b", status, 1, "t", "t")
 
-    assert refusal("cancel", dep(Status.RUNNING)) is None
-    assert refusal("cancel", dep(Status.QUEUED)) is None
+    assert refusal(Action.CANCEL, dep(Status.RUNNING)) is None
+    assert refusal(Action.CANCEL, dep(Status.QUEUED)) is None
     for status in TERMINAL:
-        assert refusal("cancel", dep(status)) is not None
-    assert refusal("retry", dep(Status.LIVE)) is not None
-    assert refusal("retry", dep(Status.RUNNING)) is not None
+        assert refusal(Action.CANCEL, dep(status)) is not None
+    assert refusal(Action.RETRY, dep(Status.LIVE)) is not None
+    assert refusal(Action.RETRY, dep(Status.RUNNING)) is not None
     for status in (Status.FAILED, Status.CANCELLED, Status.UNHEALTHY):
-        assert refusal("retry", dep(status)) is None
-    assert refusal("teardown", dep(Status.LIVE)) is None
+        assert refusal(Action.RETRY, dep(status)) is None
+    assert refusal(Action.TEARDOWN, dep(Status.LIVE)) is None
 
 
 # -- health and metrics ----------------------------------------------------------------------------
@@ -713,7 +687,9 @@ def test_two_apps_in_one_process_keep_their_own_metrics(
     other_store.migrate()
     try:
         settings = ApiSettings(hook_secret=SECRET, builds_root=builds_root, metrics=Metrics())
-        other = create_app(other_store, LocalControl(other_store, EventHub()), settings)
+        other = create_app(
+            other_store, idle_core(other_store, SECRET, builds_root, tmp_path), settings
+        )
         with TestClient(other) as client:
             assert client.get("/metrics").status_code == 200
     finally:
@@ -726,7 +702,7 @@ def test_healthz_reports_an_unreachable_store(
     store = open_store(database_url)
     store.migrate()
     settings = ApiSettings(hook_secret=SECRET, builds_root=builds_root, metrics=Metrics())
-    app = create_app(store, LocalControl(store, EventHub()), settings)
+    app = create_app(store, idle_core(store, SECRET, builds_root, tmp_path), settings)
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.get("/healthz").json() == {"ok": True, "store": "ok"}
         store.close()
@@ -753,14 +729,14 @@ def test_resolve_build_dir(builds_root: Path) -> None:
 
 def test_sign_and_check_round_trip() -> None:
     body = b'{"a": 1}'
-    headers = auth.sign(SECRET, body, 1_700_000_000)
-    assert headers[auth.TIMESTAMP_HEADER] == "1700000000"
-    verified = auth.check(headers, body, SECRET, NOW + 300)
-    assert verified.signature == headers[auth.SIGNATURE_HEADER]
+    headers = signing.sign(SECRET, body, 1_700_000_000)
+    assert headers[signing.TIMESTAMP_HEADER] == "1700000000"
+    verified = signing.check(headers, body, SECRET, NOW + 300)
+    assert verified.signature == headers[signing.SIGNATURE_HEADER]
     assert verified.expires_at == NOW + 300
-    with pytest.raises(auth.AuthError) as stale:
-        auth.check(headers, body, SECRET, NOW + 301)
+    with pytest.raises(signing.AuthError) as stale:
+        signing.check(headers, body, SECRET, NOW + 301)
     assert stale.value.reason == "stale"
-    fractional = auth.sign(SECRET, b"", 1_700_000_000.25)
-    assert fractional[auth.TIMESTAMP_HEADER] == "1700000000.250000"
-    assert auth.check(fractional, b"", SECRET, NOW).signature.startswith("sha256=")
+    fractional = signing.sign(SECRET, b"", 1_700_000_000.25)
+    assert fractional[signing.TIMESTAMP_HEADER] == "1700000000.250000"
+    assert signing.check(fractional, b"", SECRET, NOW).signature.startswith("sha256=")

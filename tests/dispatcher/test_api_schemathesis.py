@@ -29,14 +29,13 @@ from schemathesis.core.result import Ok
 from schemathesis.schemas import BaseSchema
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from dispatcher.api import auth
 from dispatcher.api.app import ApiSettings, create_app
-from dispatcher.api.events import EventHub
-from dispatcher.api.metrics import Metrics
+from dispatcher.core import signing
+from dispatcher.core.metrics import Metrics
 from dispatcher.model import Status
 from dispatcher.store.base import NewEvent
 from dispatcher.store.open import open_store
-from tests.dispatcher.test_api import LocalControl
+from tests.support.core import idle_core
 
 SECRET = b"schemathesis-hook-secret-0123456789"
 MAX_EXAMPLES = 40
@@ -67,7 +66,7 @@ class HookSignature(requests.auth.AuthBase):
         body = r.body or b""
         raw = body.encode() if isinstance(body, str) else body
         assert isinstance(raw, bytes), f"unsigned body type {type(body).__name__}"
-        r.headers.update(auth.sign(self.secret, raw, self.now + next(self.counter) / 1e6))
+        r.headers.update(signing.sign(self.secret, raw, self.now + next(self.counter) / 1e6))
         return r
 
 
@@ -104,7 +103,7 @@ def target(tmp_path: Path) -> Iterator[Target]:
     now = float(int(time.time()))
     app = create_app(
         store,
-        LocalControl(store, EventHub()),
+        idle_core(store, SECRET, root, tmp_path),
         ApiSettings(
             hook_secret=SECRET,
             builds_root=root,

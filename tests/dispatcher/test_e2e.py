@@ -29,8 +29,8 @@ import docker
 import pytest
 
 from dispatcher import settings as dispatcher_settings
-from dispatcher.attempts import Attempt
 from dispatcher.container import container_name
+from dispatcher.core.attempts import Attempt
 from dispatcher.launchers.process import ProcessLauncher
 from dispatcher.model import Status, StoredEvent
 from dispatcher.store.open import open_store

@@ -35,13 +35,13 @@ import pytest
 import requests
 
 from dispatcher import settings as dispatcher_settings
-from dispatcher.attempts import build_spec
 from dispatcher.container import SECRETS_ROOT, container_name, secrets_dir
+from dispatcher.core.attempts import build_spec
+from dispatcher.core.ingest import Ingestor
+from dispatcher.core.service import Dispatcher
 from dispatcher.embedded import _free_port
-from dispatcher.ingest import Ingestor
 from dispatcher.launchers.process import ProcessLauncher
 from dispatcher.model import Status
-from dispatcher.service import Dispatcher
 from dispatcher.store.open import open_store
 from runner.masking import Masker
 from tests.dispatcher.conftest import Api, dispatcher_env, gone, process_path

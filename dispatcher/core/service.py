@@ -1,4 +1,4 @@
-"""The dispatcher, assembled: store, launcher, workers, event hub, callbacks; the API's Control.
+"""The dispatcher, assembled: store, launcher, workers, event hub, callbacks; what the API controls.
 
 Workers claim queued deployments from the store (so several replicas on one PostgreSQL share
 the queue) up to FORGE_MAX_CONCURRENT, never two of one project at once (a second deploy of a
@@ -15,11 +15,11 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from dispatcher.api.app import Refused
-from dispatcher.api.events import EventHub, Subscription
-from dispatcher.attempts import Attempt
-from dispatcher.callbacks import Callbacks
 from dispatcher.container import is_secret_name
+from dispatcher.core.attempts import Attempt
+from dispatcher.core.callbacks import Callbacks
+from dispatcher.core.hub import EventHub, Subscription
+from dispatcher.core.policy import Action, check
 from dispatcher.launchers.base import Handle, Launcher
 from dispatcher.model import TERMINAL, Deployment, Status
 from dispatcher.settings import Settings
@@ -155,9 +155,7 @@ class Dispatcher:
 
     # -- the API's Control -------------------------------------------------------------------
     def cancel(self, deployment_id: str) -> Deployment:
-        current = self._get(deployment_id)
-        if current.status in TERMINAL:
-            raise Refused(f"deployment {deployment_id} already ended ({current.status})")
+        check(Action.CANCEL, self._get(deployment_id))
         # The flag first: a worker claiming it from now on ends it without launching (see
         # Attempt.run), and a running one is stopped by its watchdog.
         flagged = self.store.update(deployment_id, cancel_requested=True)
@@ -179,9 +177,7 @@ class Dispatcher:
         return done
 
     def retry(self, deployment_id: str) -> Deployment:
-        current = self._get(deployment_id)
-        if current.status not in (Status.FAILED, Status.CANCELLED, Status.UNHEALTHY):
-            raise Refused("only a failed, cancelled or unhealthy deployment can be retried")
+        check(Action.RETRY, self._get(deployment_id))
         again = self.store.requeue(deployment_id)
         self._notify(again)
         self.wake()
@@ -189,6 +185,7 @@ class Dispatcher:
 
     def teardown(self, deployment_id: str) -> Deployment:
         current = self._get(deployment_id)
+        check(Action.TEARDOWN, current)
         removal, _ = self.store.submit(
             current.project_id, current.project_name, current.build_dir, None, action="teardown"
         )

@@ -22,7 +22,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
 
-from starlette.concurrency import run_in_threadpool
+import anyio.to_thread
 
 from dispatcher.model import TERMINAL, Deployment, StoredEvent
 from dispatcher.store.base import Store
@@ -132,7 +132,7 @@ async def stored_events(store: Store, deployment_id: str, after: int) -> AsyncIt
     """Every stored event with id > `after`, page by page, then stop."""
     last = after
     while True:
-        page = await run_in_threadpool(store.events, deployment_id, last, PAGE)
+        page = await anyio.to_thread.run_sync(store.events, deployment_id, last, PAGE)
         for event in page:
             last = event.id
             yield event
@@ -177,7 +177,7 @@ async def follow(
         check = True
         while True:
             if check:
-                dep = await run_in_threadpool(get, deployment_id)
+                dep = await anyio.to_thread.run_sync(get, deployment_id)
                 if dep is not None and dep.status in TERMINAL:
                     seen_terminal += 1
                     sub.drain()

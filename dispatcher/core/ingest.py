@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dispatcher.api.metrics import METRICS
+from dispatcher.core.metrics import METRICS
 from dispatcher.launchers.base import Exit
 from dispatcher.model import Status, StoredEvent
 from dispatcher.store.base import NewEvent, Store

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dispatcher.container import split_env
-from dispatcher.ingest import Ingestor, derive_status
+from dispatcher.core.ingest import Ingestor, derive_status
 from dispatcher.launchers.base import Exit, Handle, Launcher, RunSpec
 from dispatcher.model import Deployment, Status, StoredEvent
 from dispatcher.settings import Settings

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 import tenacity
 
-from dispatcher.api.auth import sign
+from dispatcher.core.signing import sign
 from dispatcher.model import Deployment
 
 log = logging.getLogger("forge.dispatcher.callbacks")
