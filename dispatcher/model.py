@@ -3,9 +3,10 @@ stored event. No secret is ever a field of these."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from enum import Enum, StrEnum
+from typing import Any, Final
 
 
 class Status(StrEnum):
@@ -90,3 +91,39 @@ class StoredEvent:
             "seq": self.runner_seq,
             "payload": self.payload,
         }
+
+
+class _Unset(Enum):
+    UNSET = "unset"
+
+
+UNSET: Final = _Unset.UNSET  # a Patch field left alone (None sets the column to NULL)
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A change to a deployment's dashboard fields, typed; `Store.update` writes the fields that
+    are set and `updated_at`. An unknown field is a TypeError at construction."""
+
+    status: Status | _Unset = UNSET
+    step: str | _Unset | None = UNSET
+    app_url: str | _Unset | None = UNSET
+    repo_url: str | _Unset | None = UNSET
+    database_url: str | _Unset | None = UNSET
+    health: dict[str, Any] | _Unset | None = UNSET
+    error: str | _Unset | None = UNSET
+    exit_code: int | _Unset | None = UNSET
+    started_at: datetime | str | _Unset | None = UNSET
+    finished_at: datetime | str | _Unset | None = UNSET
+    cancel_requested: bool | _Unset = UNSET
+
+    def fields(self) -> dict[str, Any]:
+        """The fields that are set, by column name."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if getattr(self, f.name) is not UNSET
+        }
+
+    def __bool__(self) -> bool:
+        return bool(self.fields())

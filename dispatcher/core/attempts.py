@@ -13,12 +13,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from dispatcher.container import split_env
-from dispatcher.core.ingest import Ingestor, derive_status
+from dispatcher.core.ingest import Change, Ingestor, Sealed, derive_status
 from dispatcher.launchers.base import Exit, Handle, Launcher, RunSpec
-from dispatcher.model import Deployment, Status, StoredEvent
+from dispatcher.model import Deployment, Patch, Status, StoredEvent
 from dispatcher.settings import Settings
 from dispatcher.store.base import Store
 from runner.events import VERSION, utc_now
@@ -106,18 +105,17 @@ class Attempt:
         self.timed_out: str | None = None
         self.cancelled = False
 
-    def _update(self, **fields: Any) -> Deployment:
-        sealed = fields.pop("sealed_password", None)
-        if sealed:
-            self.store.put_sealed(self.deployment.project_id, "db_password", sealed)
-        if not fields:
-            return self.deployment
-        self.deployment = self.store.update(self.deployment.id, **fields)
+    def _update(self, patch: Patch) -> Deployment:
+        self.deployment = self.store.update(self.deployment.id, patch)
         self.notify(self.deployment)
         return self.deployment
 
-    def _changed(self, fields: dict[str, Any]) -> None:
-        self._update(**fields)
+    def _changed(self, changes: list[Change]) -> None:
+        for change in changes:
+            if isinstance(change, Sealed):
+                self.store.put_sealed(self.deployment.project_id, change.key, change.value)
+            elif change:
+                self._update(change)
 
     def run(self, handle: Handle | None = None) -> Deployment:
         """Launch (or, with `handle`, re-attach to) the attempt and see it to its end."""
@@ -204,7 +202,9 @@ class Attempt:
                 log.warning("%s: could not remove %s: %s", self.deployment.id, handle.ref, e)
                 ingest.note("log", level="warning", message=f"runner not removed: {e}")
         ingest.note("status", status=status.value, error=error, exit_code=exit_code)
-        return self._update(status=status, error=error, exit_code=exit_code, finished_at=utc_now())
+        return self._update(
+            Patch(status=status, error=error, exit_code=exit_code, finished_at=utc_now())
+        )
 
     def _flush_while_running(self, ingest: Ingestor) -> None:
         while not self.done.wait(0.05):

@@ -3,29 +3,30 @@
 `Ingestor.line()` parses each line with the runner's own schema (`runner.events.parse_event`);
 a line that is not an event becomes a masked `log` event, never a crash. Events are written in
 batches (one transaction per batch). What the dashboard shows (current step, URLs, health) is
-folded from the events as they pass; the final status comes from `derive_status`, a pure
-function of the `eof`, the result and the exit.
+`fold`ed from the events as they pass — a pure `(state, event) → (state, [change])` — and the
+changes go to the attempt as typed values (`Patch`, `Sealed`); the final status comes from
+`derive_status`, a pure function of the `eof`, the result and the exit.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dispatcher.core.metrics import METRICS
 from dispatcher.launchers.base import Exit
-from dispatcher.model import Status, StoredEvent
+from dispatcher.model import Patch, Status, StoredEvent
 from dispatcher.store.base import NewEvent, Store
 from runner.checkpoints import SEALED_DB_PASSWORD
 from runner.events import EventFormatError, EventType, parse_event, utc_now
 from runner.masking import Masker
 
-_URL_CHECKPOINTS = {
-    "github.repo_url": "repo_url",
-    "supabase.url": "database_url",
-    "vercel.url": "app_url",
+_URL_CHECKPOINTS: dict[str, Callable[[str], Patch]] = {
+    "github.repo_url": lambda url: Patch(repo_url=url),
+    "supabase.url": lambda url: Patch(database_url=url),
+    "vercel.url": lambda url: Patch(app_url=url),
 }
 _OUTCOMES = {
     "live": Status.LIVE,
@@ -38,16 +39,58 @@ _OUTCOMES = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Folded:
     """What the events of one attempt said so far."""
 
     step: str | None = None
-    urls: dict[str, str] = field(default_factory=dict)
     result: dict[str, Any] | None = None
     eof: dict[str, Any] | None = None
-    sealed_password: str | None = None
-    last_runner_seq: int = 0
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A sealed checkpoint the runner wants back on the project's next attempt (opaque
+    without the dispatcher's private key; kept apart from the deployment row)."""
+
+    key: str
+    value: str
+
+
+Change = Patch | Sealed
+
+
+def fold(state: Folded, kind: EventType, payload: dict[str, Any]) -> tuple[Folded, list[Change]]:
+    """One runner event folded into the attempt's state, and the changes it makes."""
+    if kind is EventType.STEP_STARTED:
+        step = str(payload.get("step"))
+        return replace(state, step=step), [Patch(step=step)]
+    if kind is EventType.CHECKPOINT:
+        key, value = str(payload.get("key")), payload.get("value")
+        if not isinstance(value, str):
+            return state, []
+        if key == SEALED_DB_PASSWORD:
+            return state, [Sealed("db_password", value)]
+        url = _URL_CHECKPOINTS.get(key)
+        return state, [url(value)] if url else []
+    if kind is EventType.RESULT:
+        raw_urls = payload.get("urls")
+        urls: dict[str, Any] = raw_urls if isinstance(raw_urls, dict) else {}
+        changes: dict[str, Any] = {
+            column: urls[name]
+            for name, column in (
+                ("app", "app_url"),
+                ("repo", "repo_url"),
+                ("database", "database_url"),
+            )
+            if isinstance(urls.get(name), str)
+        }
+        if isinstance(payload.get("health"), dict) and payload["health"]:
+            changes["health"] = payload["health"]
+        return replace(state, result=payload), [Patch(**changes)] if changes else []
+    if kind is EventType.EOF:
+        return replace(state, eof=payload), []
+    return state, []
 
 
 def derive_status(
@@ -90,7 +133,7 @@ class Ingestor:
         attempt: int,
         masker: Masker,
         publish: Callable[[StoredEvent], None] = lambda event: None,
-        on_change: Callable[[dict[str, Any]], None] = lambda fields: None,
+        on_change: Callable[[list[Change]], None] = lambda changes: None,
         batch: int = 200,
     ) -> None:
         self.store = store
@@ -102,6 +145,7 @@ class Ingestor:
         self.batch = batch
         self.skip_through_seq = 0  # a re-attach: runner events up to here are stored already
         self.folded = Folded()
+        self.last_runner_seq = 0
         self._pending: list[NewEvent] = []
         self._lock = threading.Lock()
         self.count = 0
@@ -129,9 +173,9 @@ class Ingestor:
             return
         if event.seq <= self.skip_through_seq:
             return
-        first = self.folded.last_runner_seq == 0
-        self.folded.last_runner_seq = event.seq
-        changes = self._fold(event.type, event.payload)
+        first = self.last_runner_seq == 0
+        self.last_runner_seq = event.seq
+        self.folded, changes = fold(self.folded, event.type, event.payload)
         self._add(
             NewEvent(self.attempt, event.type.value, event.ts, dict(event.payload), event.seq)
         )
@@ -150,47 +194,14 @@ class Ingestor:
                 kind = EventType(event.type)
             except ValueError:
                 continue  # not a runner event type: nothing to fold
-            self._fold(kind, event.payload)
+            self.folded, _ = fold(self.folded, kind, event.payload)  # applied when first seen
             self.skip_through_seq = max(self.skip_through_seq, event.runner_seq)
-        self.folded.last_runner_seq = self.skip_through_seq
+        self.last_runner_seq = self.skip_through_seq
 
     def note(self, kind: str, **payload: Any) -> None:
         """An event the dispatcher itself adds (status changes, launch, reattach)."""
         self._add(NewEvent(self.attempt, kind, utc_now(), payload))
         self.flush()
-
-    def _fold(self, kind: EventType, payload: dict[str, Any]) -> dict[str, Any]:
-        folded = self.folded
-        if kind is EventType.STEP_STARTED:
-            folded.step = str(payload.get("step"))
-            return {"step": folded.step}
-        if kind is EventType.CHECKPOINT:
-            key, value = str(payload.get("key")), payload.get("value")
-            if key == SEALED_DB_PASSWORD and isinstance(value, str):
-                folded.sealed_password = value
-                return {"sealed_password": value}
-            column = _URL_CHECKPOINTS.get(key)
-            if column and isinstance(value, str):
-                folded.urls[column] = value
-                return {column: value}
-        if kind is EventType.RESULT:
-            folded.result = payload
-            raw_urls = payload.get("urls")
-            urls: dict[str, Any] = raw_urls if isinstance(raw_urls, dict) else {}
-            changes: dict[str, Any] = {}
-            for name, column in (
-                ("app", "app_url"),
-                ("repo", "repo_url"),
-                ("database", "database_url"),
-            ):
-                if isinstance(urls.get(name), str):
-                    changes[column] = urls[name]
-            if isinstance(payload.get("health"), dict) and payload["health"]:
-                changes["health"] = payload["health"]
-            return changes
-        if kind is EventType.EOF:
-            folded.eof = payload
-        return {}
 
     def _add(self, event: NewEvent) -> None:
         with self._lock:

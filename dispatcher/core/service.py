@@ -21,7 +21,7 @@ from dispatcher.core.callbacks import Callbacks
 from dispatcher.core.hub import EventHub, Subscription
 from dispatcher.core.policy import Action, check
 from dispatcher.launchers.base import Handle, Launcher
-from dispatcher.model import TERMINAL, Deployment, Status
+from dispatcher.model import TERMINAL, Deployment, Patch, Status
 from dispatcher.settings import Settings
 from dispatcher.store.base import NewEvent, Store
 from runner.events import utc_now
@@ -116,7 +116,7 @@ class Dispatcher:
             self.hub.publish_all(stored)
             self._notify(
                 self.store.update(
-                    deployment.id, status=Status.FAILED, error=error, finished_at=utc_now()
+                    deployment.id, Patch(status=Status.FAILED, error=error, finished_at=utc_now())
                 )
             )
         finally:
@@ -135,9 +135,11 @@ class Dispatcher:
                 log.warning("%s: its runner is gone", deployment.id)
                 self.store.update(
                     deployment.id,
-                    status=Status.FAILED,
-                    error="lost: the runner disappeared while the dispatcher was down",
-                    finished_at=utc_now(),
+                    Patch(
+                        status=Status.FAILED,
+                        error="lost: the runner disappeared while the dispatcher was down",
+                        finished_at=utc_now(),
+                    ),
                 )
                 continue
             log.info("%s: re-attaching to attempt %d", deployment.id, deployment.attempt)
@@ -158,7 +160,7 @@ class Dispatcher:
         check(Action.CANCEL, self._get(deployment_id))
         # The flag first: a worker claiming it from now on ends it without launching (see
         # Attempt.run), and a running one is stopped by its watchdog.
-        flagged = self.store.update(deployment_id, cancel_requested=True)
+        flagged = self.store.update(deployment_id, Patch(cancel_requested=True))
         if flagged.status is not Status.QUEUED:
             return flagged
         # Still queued when flagged: end it here. Should a claim slip in between, its worker
@@ -171,7 +173,7 @@ class Dispatcher:
             )
         )
         done = self.store.update(
-            deployment_id, status=Status.CANCELLED, error=error, finished_at=utc_now()
+            deployment_id, Patch(status=Status.CANCELLED, error=error, finished_at=utc_now())
         )
         self._notify(done)
         return done

@@ -1,6 +1,6 @@
-"""What the dispatcher keeps, behind one interface with two implementations (SQLite,
-PostgreSQL). Every method is a short transaction; no row holds a secret (sealed values live in
-their own table and are opaque without the dispatcher's private key)."""
+"""What the dispatcher keeps, behind one interface (written once in `dispatcher.store.sql`,
+on SQLite or PostgreSQL). Every method is a short transaction; no row holds a secret (sealed
+values live in their own table and are opaque without the dispatcher's private key)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dispatcher.model import Deployment, StoredEvent
+from dispatcher.model import Deployment, Patch, StoredEvent
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,8 @@ class Store(abc.ABC):
         PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never claim the same row."""
 
     @abc.abstractmethod
-    def update(self, deployment_id: str, **fields: Any) -> Deployment:
-        """Set dashboard fields (status, step, app_url, repo_url, database_url, health, error,
-        exit_code, started_at, finished_at, cancel_requested); updated_at is set."""
+    def update(self, deployment_id: str, patch: Patch) -> Deployment:
+        """Set the patch's dashboard fields; updated_at is set."""
 
     @abc.abstractmethod
     def requeue(self, deployment_id: str) -> Deployment:

@@ -47,7 +47,6 @@ UPDATABLE = frozenset(
 )
 URL_FIELDS = frozenset({"app_url", "repo_url", "database_url"})
 TIMESTAMP_FIELDS = frozenset({"started_at", "finished_at"})
-REQUEUEABLE = (Status.FAILED, Status.CANCELLED, Status.UNHEALTHY)
 
 
 def _advisory_key(name: str) -> int:

@@ -31,7 +31,7 @@ from dispatcher.core.hub import EventHub
 from dispatcher.core.metrics import Metrics
 from dispatcher.core.policy import Action, refusal
 from dispatcher.core.service import Dispatcher
-from dispatcher.model import TERMINAL, Deployment, Status, StoredEvent
+from dispatcher.model import TERMINAL, Deployment, Patch, Status, StoredEvent
 from dispatcher.store.base import NewEvent, Store
 from dispatcher.store.open import open_store
 from tests.support.core import idle_core
@@ -463,7 +463,7 @@ def _finish(api: Api, dep: Deployment, publish: bool = False) -> list[StoredEven
             _event(dep.attempt, "eof", 91, outcome="live", exit_code=0),
         ],
     )
-    api.store.update(dep.id, status=Status.LIVE, exit_code=0)
+    api.store.update(dep.id, Patch(status=Status.LIVE, exit_code=0))
     if publish:
         api.hub.publish_all(stored)
     return stored
@@ -563,7 +563,7 @@ def test_a_slow_subscriber_reads_what_overflowed_from_the_store(api: Api) -> Non
 def test_a_stream_ends_when_the_runner_died_without_eof(api: Api) -> None:
     dep = _running(api)
     api.store.append_events(dep.id, [_event(1, "step_started", 1, step="repo")])
-    api.store.update(dep.id, status=Status.FAILED, exit_code=137, error="oom-killed")
+    api.store.update(dep.id, Patch(status=Status.FAILED, exit_code=137, error="oom-killed"))
     url = f"/v1/deployments/{dep.id}/events"
     with api.client.stream("GET", url, headers=api.signed()) as r:
         got = [_as_stored(m) for m in _sse(r.iter_lines())]

@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from dispatcher.api.app import ApiSettings, create_app
 from dispatcher.core import signing
 from dispatcher.core.metrics import Metrics
-from dispatcher.model import Status
+from dispatcher.model import Patch, Status
 from dispatcher.store.base import NewEvent
 from dispatcher.store.open import open_store
 from tests.support.core import idle_core
@@ -96,10 +96,10 @@ def target(tmp_path: Path) -> Iterator[Target]:
             NewEvent(1, "eof", "2024-01-01T00:00:02.000Z", {"outcome": "live", "exit_code": 0}, 2),
         ],
     )
-    store.update(finished.id, status=Status.LIVE, exit_code=0)
+    store.update(finished.id, Patch(status=Status.LIVE, exit_code=0))
     queued, _ = store.submit("proj-queued", "shop-front", build, None)
     cancelled, _ = store.submit("proj-cancelled", "shop-front", build, None)
-    store.update(cancelled.id, status=Status.CANCELLED)
+    store.update(cancelled.id, Patch(status=Status.CANCELLED))
     now = float(int(time.time()))
     app = create_app(
         store,

@@ -32,7 +32,7 @@ from dispatcher import settings as dispatcher_settings
 from dispatcher.container import container_name
 from dispatcher.core.attempts import Attempt
 from dispatcher.launchers.process import ProcessLauncher
-from dispatcher.model import Status, StoredEvent
+from dispatcher.model import Patch, Status, StoredEvent
 from dispatcher.store.open import open_store
 from runner.masking import Masker
 from tests.dispatcher.conftest import (
@@ -307,7 +307,7 @@ def test_a_deployment_claimed_with_its_cancel_already_requested_ends_without_a_r
     launcher = ProcessLauncher(tmp_path / "runs")
     try:
         dep, _ = store.submit("p1", "app", str(builds / "app"), None)
-        store.update(dep.id, cancel_requested=True)
+        store.update(dep.id, Patch(cancel_requested=True))
         claimed = store.claim("replica-1", 4)
         assert claimed is not None and claimed.status is Status.RUNNING
         published: list[StoredEvent] = []

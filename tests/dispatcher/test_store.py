@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dispatcher.model import Status
+from dispatcher.model import Patch, Status
 from dispatcher.store.base import Conflict, NewEvent, Store
 from dispatcher.store.open import open_store
 from dispatcher.store.postgres import PostgresStore
@@ -285,7 +285,7 @@ def test_claim_order_project_exclusion_and_limit(store: Store) -> None:
     assert store.claim("w1", max_running=10) is None  # only c is left, and p1 runs
     assert {x.id for x in store.running()} == {a.id, b.id, d.id}
 
-    store.update(a.id, status=Status.LIVE, finished_at="2026-01-01T00:00:05Z", exit_code=0)
+    store.update(a.id, Patch(status=Status.LIVE, finished_at="2026-01-01T00:00:05Z", exit_code=0))
     got = store.claim("w2", max_running=10)
     assert got is not None and got.id == c.id
     assert store.claim("w2", max_running=10) is None
@@ -298,7 +298,7 @@ def test_never_two_running_of_one_project_even_outside_claim(store: Store) -> No
     b, _ = store.submit("p1", "one", "/b/1", None)
     assert store.claim("w", 5) is not None
     with pytest.raises(InvalidTransition, match="already has a running deployment"):
-        store.update(b.id, status="running")
+        store.update(b.id, Patch(status="running"))
     still = store.get(b.id)
     assert still is not None and still.status == Status.QUEUED
     assert [x.id for x in store.running()] == [a.id]
@@ -313,12 +313,14 @@ def test_claim_clears_the_last_attempt_and_requeue(backend: Backend, store: Stor
         store.requeue(a.id)
     failed = store.update(
         a.id,
-        status=Status.FAILED,
-        step="vercel",
-        error="lost",
-        exit_code=137,
-        finished_at="2026-01-01T00:00:09.5+00:00",
-        health={"http": 502},
+        Patch(
+            status=Status.FAILED,
+            step="vercel",
+            error="lost",
+            exit_code=137,
+            finished_at="2026-01-01T00:00:09.5+00:00",
+            health={"http": 502},
+        ),
     )
     assert failed.finished_at == "2026-01-01T00:00:09.500Z"
     assert failed.health == {"http": 502}
@@ -348,7 +350,7 @@ def test_claim_clears_the_last_attempt_and_requeue(backend: Backend, store: Stor
 
 def test_claim_keeps_a_cancel_request(store: Store) -> None:
     a, _ = store.submit("p1", "one", "/b/1", None)
-    store.update(a.id, cancel_requested=True)
+    store.update(a.id, Patch(cancel_requested=True))
     claimed = store.claim("w", 5)
     assert claimed is not None and claimed.cancel_requested  # the worker ends it, unlaunched
 
@@ -356,22 +358,24 @@ def test_claim_keeps_a_cancel_request(store: Store) -> None:
 def test_update_checks_its_fields(store: Store) -> None:
     a, _ = store.submit("p1", "one", "/b/1", None)
     with pytest.raises(TypeError, match="claimed_by"):
-        store.update(a.id, claimed_by="me")
+        store.update(a.id, Patch(claimed_by="me"))
     with pytest.raises(ValueError, match="status must be one of"):
-        store.update(a.id, status="done")
+        store.update(a.id, Patch(status="done"))
     with pytest.raises(ValueError, match="repo_url carries a password"):
-        store.update(a.id, repo_url="https://x-access-token:ghp_abcdef@github.example/o/r")
+        store.update(a.id, Patch(repo_url="https://x-access-token:ghp_abcdef@github.example/o/r"))
     with pytest.raises(ValueError, match="started_at must carry a time zone"):
-        store.update(a.id, started_at="2026-01-01T00:00:00")
+        store.update(a.id, Patch(started_at="2026-01-01T00:00:00"))
     with pytest.raises(UnknownDeployment):
-        store.update("dep_" + "0" * 24, step="x")
+        store.update("dep_" + "0" * 24, Patch(step="x"))
     updated = store.update(
         a.id,
-        step="supabase",
-        app_url="https://shop.example",
-        repo_url="https://github.example/o/shop",
-        database_url="https://abc.supabase.example",
-        error="boom \x00 \ud800",
+        Patch(
+            step="supabase",
+            app_url="https://shop.example",
+            repo_url="https://github.example/o/shop",
+            database_url="https://abc.supabase.example",
+            error="boom \x00 \ud800",
+        ),
     )
     assert updated.app_url == "https://shop.example"
     assert updated.error is not None and updated.error.startswith("boom ")
@@ -408,7 +412,7 @@ def test_burst_of_claimers_never_double_claims(backend: Backend, store: Store) -
             # A model of "running" that is never wider than the store's: removed first.
             with lock:
                 running_projects.discard(got.project_id)
-            mine.update(got.id, status=Status.LIVE, exit_code=0)
+            mine.update(got.id, Patch(status=Status.LIVE, exit_code=0))
             with lock:
                 finished[0] += 1
         raise AssertionError("the burst did not drain")
