@@ -64,11 +64,11 @@ from dispatcher import settings as dispatcher_settings
 from dispatcher.api.app import ApiSettings, create_app
 from dispatcher.client import Client
 from dispatcher.core.hub import EventHub
-from dispatcher.core.ingest import Change, Ingestor
+from dispatcher.core.ingest import Change, Ingestor, write_change
 from dispatcher.core.service import Dispatcher
 from dispatcher.embedded import make_launcher
 from dispatcher.launchers.base import Exit, Handle, Launcher, RunSpec
-from dispatcher.model import Deployment, Patch, Status, StoredEvent
+from dispatcher.model import Deployment, Status, StoredEvent
 from dispatcher.store.base import Store
 from dispatcher.store.open import open_store
 from runner.events import EventType, EventWriter
@@ -130,8 +130,7 @@ def new_deployment(store: Store, label: str) -> Deployment:
 def ingestor(store: Store, dep: Deployment, batch: int = 200) -> Ingestor:
     def on_change(changes: list[Change]) -> None:
         for change in changes:  # as Attempt does with the current step, URLs, health
-            if isinstance(change, Patch) and change:
-                store.update(dep.id, change)
+            write_change(store, dep, change)
 
     return Ingestor(store, dep.id, 1, Masker(), on_change=on_change, batch=batch)
 

@@ -1,19 +1,30 @@
-"""What earlier attempts of this deploy left: non-secret ids and URLs, and sealed secrets.
-
-A run records each resource it has ensured with `put` (which emits a `checkpoint` event). A new
-attempt gets the previous attempts' events back (`--resume FILE`, the JSON lines the dispatcher
-kept) and starts from their checkpoints: it still looks at every resource (the provider is the
-truth), but it knows ids, and the sealed password it could never regenerate.
+"""What earlier runs left: non-secret ids and URLs, and sealed secrets. One format, one way:
+a run emits each checkpoint as a `checkpoint` event (`put`); whoever keeps them (the
+dispatcher's store, a person's saved stdout) hands them to the next run as `--resume FILE`,
+checkpoint lines in the runner's own event format (`resume_text`; a whole earlier stdout reads
+the same); the next run starts from them (`from_events_file`). It still looks at every resource
+(the provider is the truth), but it knows ids, and the sealed database password
+(`SEALED_DB_PASSWORD`) it could never regenerate: a new attempt of one deploy, or a later
+redeploy of the same app that must apply new migrations.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from runner.errors import BadInput
-from runner.events import EventFormatError, EventType, EventWriter, parse_event
+from runner.events import (
+    VERSION,
+    Event,
+    EventFormatError,
+    EventType,
+    EventWriter,
+    parse_event,
+    utc_now,
+)
 
 # The database password as an earlier run sealed it (runner.sealing); the dispatcher keeps it.
 SEALED_DB_PASSWORD = "supabase.db_password_sealed"  # noqa: S105 - a checkpoint key, not a secret
@@ -67,3 +78,13 @@ class Checkpoints:
             if event.type is EventType.CHECKPOINT:
                 values[str(event.payload["key"])] = event.payload["value"]
         return cls(values, deploy_id)
+
+
+def resume_text(deploy_id: str, values: Mapping[str, Any]) -> str:
+    """`values` as the `--resume` file: one checkpoint event line per key (seq 1, 2, ...)."""
+    ts = utc_now()
+    return "".join(
+        Event(VERSION, EventType.CHECKPOINT, deploy_id, seq, ts, {"key": k, "value": v}).to_json()
+        + "\n"
+        for seq, (k, v) in enumerate(values.items(), 1)
+    )

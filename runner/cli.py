@@ -80,7 +80,7 @@ def _run(work: Work) -> None:
     outcome = Outcome.FAILED
     writer.emit(EventType.LOG, level="info", message=f"forge-runner {_version()} started")
     try:
-        from runner.checkpoints import SEALED_DB_PASSWORD, Checkpoints
+        from runner.checkpoints import Checkpoints
         from runner.context import RunContext
         from runner.http import RetryPolicy
 
@@ -98,8 +98,6 @@ def _run(work: Work) -> None:
         )
         ctx.stop_reason = "cancelled by SIGTERM"
         ctx.checkpoints.attach(writer)
-        if config.run.sealed_db_password and not ctx.checkpoints.get(SEALED_DB_PASSWORD):
-            ctx.checkpoints.put(SEALED_DB_PASSWORD, config.run.sealed_db_password)
         with Heartbeat(writer, config.run.heartbeat_s):
             outcome, payload = work(ctx)
         writer.emit(EventType.RESULT, outcome=outcome.value, **payload)
@@ -143,7 +141,7 @@ def _name(build_dir: Path, name: str | None) -> str:
     "resume",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Events of an earlier attempt (JSON lines): continue from its checkpoints.",
+    help="Checkpoints of an earlier run (its events, JSON lines): continue from them.",
 )
 @click.option("--sequential", is_flag=True, hidden=True, help="Steps in a line (benchmark).")
 def deploy(build_dir: str, name: str | None, resume: Path | None, sequential: bool) -> None:

@@ -61,9 +61,6 @@ class RunSettings:
     ca_file: Path | None = None
     seal_public_key: bytes | None = None  # FORGE_SEAL_PUBLIC_KEY, base64 Curve25519
     seal_private_key: bytes | None = None  # FORGE_SEAL_PRIVATE_KEY, to open a sealed password
-    # FORGE_SEALED_DB_PASSWORD: the project's password as an earlier deploy sealed it (the
-    # caller keeps it per app and hands it back, so a redeploy can migrate)
-    sealed_db_password: str | None = None
     health_path: str = "/"
     health_redeploys: int = 2
     http_timeout_s: float = 30.0
@@ -194,7 +191,6 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         ca_file=Path(ca) if ca else None,
         seal_public_key=env.key("FORGE_SEAL_PUBLIC_KEY"),
         seal_private_key=env.key("FORGE_SEAL_PRIVATE_KEY"),
-        sealed_db_password=env.get("FORGE_SEALED_DB_PASSWORD"),
         health_path=health_path,
         health_redeploys=int(env.number("FORGE_HEALTH_REDEPLOYS", 2, 0, 10)),
         http_timeout_s=env.number("FORGE_HTTP_TIMEOUT_S", 30.0, 0.1, 600),

@@ -7,25 +7,24 @@ and cancellation: SIGTERM, a grace period, SIGKILL (the launcher's `terminate`).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from dispatcher.container import split_env
-from dispatcher.core.ingest import Change, Ingestor, Sealed, derive_status
+from dispatcher.core.ingest import Change, Ingestor, derive_status, write_change
 from dispatcher.launchers.base import Exit, Handle, Launcher, RunSpec
 from dispatcher.model import Deployment, Patch, Status, StoredEvent
 from dispatcher.settings import Settings
 from dispatcher.store.base import Store
-from runner.events import VERSION, utc_now
+from runner.checkpoints import resume_text
+from runner.events import EventType, utc_now
 from runner.masking import Masker
 
 log = logging.getLogger("forge.dispatcher.attempts")
-
-SEALED_ENV = "FORGE_SEALED_DB_PASSWORD"  # a variable name
 
 
 def runner_args(deployment: Deployment) -> tuple[str, ...]:
@@ -34,23 +33,19 @@ def runner_args(deployment: Deployment) -> tuple[str, ...]:
     return ("deploy", "--name", deployment.project_name)
 
 
-def resume_lines(events: list[StoredEvent], deployment_id: str) -> str | None:
-    """Earlier attempts' runner events as the runner's own JSON lines (its `--resume` input)."""
-    lines = [
-        json.dumps(
-            {
-                "v": VERSION,
-                "type": e.type,
-                "deploy_id": deployment_id,
-                "seq": e.runner_seq,
-                "ts": e.ts,
-                "payload": e.payload,
-            }
-        )
-        for e in events
-        if e.runner_seq is not None
-    ]
-    return "\n".join(lines) + "\n" if lines else None
+def checkpoints(store: Store, deployment: Deployment) -> dict[str, Any]:
+    """What this attempt starts from: the project's sealed checkpoints (a redeploy that must
+    migrate needs its database password), then this deployment's earlier checkpoints (a new
+    attempt), later ones winning."""
+    values: dict[str, Any] = dict(store.get_sealed(deployment.project_id))
+    if deployment.attempt > 1:
+        after = 0
+        while page := store.events(deployment.id, after_id=after):
+            for event in page:
+                if event.type == EventType.CHECKPOINT.value and event.runner_seq is not None:
+                    values[str(event.payload.get("key"))] = event.payload.get("value")
+            after = page[-1].id
+    return values
 
 
 def build_spec(
@@ -61,14 +56,10 @@ def build_spec(
     env["FORGE_DEPLOY_ID"] = deployment.id
     env["FORGE_SEAL_PUBLIC_KEY"] = settings.seal_public_key
     secrets["FORGE_SEAL_PRIVATE_KEY"] = settings.seal_private_key
-    sealed = store.get_sealed(deployment.project_id).get("db_password")
-    if sealed:
-        # Opaque without the private key, but its name says "password": the launchers keep
-        # such names out of an environment, so it travels in the secrets file.
-        secrets[SEALED_ENV] = sealed
     resume = None
-    if deployment.attempt > 1 and deployment.action == "deploy":
-        resume = resume_lines(store.events(deployment.id), deployment.id)
+    if deployment.action == "deploy":
+        values = checkpoints(store, deployment)
+        resume = resume_text(deployment.id, values) if values else None
     return RunSpec(
         deployment_id=deployment.id,
         attempt=deployment.attempt,
@@ -112,10 +103,10 @@ class Attempt:
 
     def _changed(self, changes: list[Change]) -> None:
         for change in changes:
-            if isinstance(change, Sealed):
-                self.store.put_sealed(self.deployment.project_id, change.key, change.value)
-            elif change:
-                self._update(change)
+            updated = write_change(self.store, self.deployment, change)
+            if updated is not None:
+                self.deployment = updated
+                self.notify(updated)
 
     def run(self, handle: Handle | None = None) -> Deployment:
         """Launch (or, with `handle`, re-attach to) the attempt and see it to its end."""
@@ -129,9 +120,8 @@ class Attempt:
                 # Cancelled while it was being claimed: nothing was started, nothing to stop.
                 return self._finish(ingest, None, Status.CANCELLED, "cancelled before it started")
             spec = build_spec(self.settings, self.store, dep, Path(dep.build_dir))
-            for key, value in spec.secrets.items():
-                if key != SEALED_ENV:  # opaque, and per project: not worth masking
-                    self.masker.register(value)
+            for value in spec.secrets.values():
+                self.masker.register(value)
             handle = self.launcher.launch(spec)
             reproduce = getattr(self.launcher, "reproduce_command", None)
         else:

@@ -17,7 +17,7 @@ from typing import Any
 
 from dispatcher.core.metrics import METRICS
 from dispatcher.launchers.base import Exit
-from dispatcher.model import Patch, Status, StoredEvent
+from dispatcher.model import Deployment, Patch, Status, StoredEvent
 from dispatcher.store.base import NewEvent, Store
 from runner.checkpoints import SEALED_DB_PASSWORD
 from runner.events import EventFormatError, EventType, parse_event, utc_now
@@ -70,7 +70,7 @@ def fold(state: Folded, kind: EventType, payload: dict[str, Any]) -> tuple[Folde
         if not isinstance(value, str):
             return state, []
         if key == SEALED_DB_PASSWORD:
-            return state, [Sealed("db_password", value)]
+            return state, [Sealed(key, value)]
         url = _URL_CHECKPOINTS.get(key)
         return state, [url(value)] if url else []
     if kind is EventType.RESULT:
@@ -91,6 +91,15 @@ def fold(state: Folded, kind: EventType, payload: dict[str, Any]) -> tuple[Folde
     if kind is EventType.EOF:
         return replace(state, eof=payload), []
     return state, []
+
+
+def write_change(store: Store, deployment: Deployment, change: Change) -> Deployment | None:
+    """A change written to the store: the deployment as updated, or None when its row did not
+    change (a sealed value is kept per project, apart from the row)."""
+    if isinstance(change, Sealed):
+        store.put_sealed(deployment.project_id, change.key, change.value)
+        return None
+    return store.update(deployment.id, change) if change else None
 
 
 def derive_status(

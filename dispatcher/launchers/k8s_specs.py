@@ -56,7 +56,6 @@ from dispatcher.launchers.specs import (
     refuse_secret_values,
     runner_command,
 )
-from runner.events import EventFormatError, EventType, parse_event
 
 RUNNER_CONTAINER = "runner"
 FETCH_CONTAINER = "fetch-build"
@@ -269,20 +268,6 @@ def file_key(path: str) -> str:
 # ---- the Secret --------------------------------------------------------------------------------
 
 
-def resume_checkpoints(events: str) -> str:
-    """The checkpoint events of earlier attempts' JSON lines: what `--resume` reads (the runner
-    takes the checkpoints and the deploy id from them), small enough for a Secret."""
-    kept = []
-    for line in events.splitlines():
-        try:
-            event = parse_event(line)
-        except EventFormatError:
-            continue
-        if event.type is EventType.CHECKPOINT:
-            kept.append(line.strip())
-    return "".join(f"{line}\n" for line in kept)
-
-
 def secret_manifest(
     spec: RunSpec,
     settings: JobSettings,
@@ -298,7 +283,7 @@ def secret_manifest(
     name = job_name(spec.deployment_id, spec.attempt)
     data: dict[str, str] = {KEY_ENV: format_env_file(spec.secrets), KEY_BUNDLE: bundle_url}
     if spec.resume_events is not None:
-        data[KEY_RESUME] = resume_checkpoints(spec.resume_events)
+        data[KEY_RESUME] = spec.resume_events
     binary: dict[str, str] = {}
     for path, content in (files or {}).items():
         try:

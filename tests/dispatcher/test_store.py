@@ -31,6 +31,7 @@ from dispatcher.store.schema import (
     split_sqlite_script,
 )
 from dispatcher.store.sqlite import SQLiteStore
+from runner.checkpoints import SEALED_DB_PASSWORD
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -72,7 +73,7 @@ class Backend:
     def query(self, text: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Raw SQL as the tables' owner; `?` placeholders (rewritten for psycopg)."""
         if self.name == "sqlite":
-            conn = sqlite3.connect(self.url.removeprefix("sqlite:///"))
+            conn = sqlite3.connect(self.url.removeprefix("sqlite:///"), isolation_level=None)
             try:
                 return conn.execute(text, params).fetchall()
             finally:
@@ -176,7 +177,7 @@ def test_concurrent_migrate_from_two_replicas(backend: Backend) -> None:
     replicas = [backend.open(), backend.open()]
     _parallel(2, lambda i: replicas[i].migrate())
     rows = backend.query("SELECT version FROM schema_migrations")
-    assert sorted(r[0] for r in rows) == [1]
+    assert sorted(r[0] for r in rows) == [m.version for m in load_migrations(backend.name)]
     deployment, _ = replicas[0].submit("p1", "app", "/builds/a", None)
     assert replicas[1].get(deployment.id) == deployment
 
@@ -686,3 +687,19 @@ def test_migration_adopts_what_supabase_already_has(backend: Backend) -> None:
     assert backend.query(
         "SELECT tablename FROM pg_publication_tables WHERE pubname = 'supabase_realtime'"
     ) == [("deployments",)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+def test_a_password_sealed_before_keeps_working_under_its_checkpoint_key(
+    backend: Backend,
+) -> None:
+    """Migration 2: a sealed password kept as 'db_password' (before the checkpoint format was
+    the one format) is found under the runner's checkpoint key afterwards."""
+    store = backend.open()
+    store.migrate()
+    backend.query("DELETE FROM schema_migrations WHERE version = 2")
+    store.put_sealed("p1", "db_password", "sealed-before")
+    store.put_sealed("p2", SEALED_DB_PASSWORD, "sealed-after")
+    backend.open().migrate()
+    assert store.get_sealed("p1") == {SEALED_DB_PASSWORD: "sealed-before"}
+    assert store.get_sealed("p2") == {SEALED_DB_PASSWORD: "sealed-after"}

@@ -22,6 +22,7 @@ from dispatcher.launchers.kubernetes import (
     pod_view,
     stuck_exit,
 )
+from runner.checkpoints import SEALED_DB_PASSWORD, resume_text
 
 SETTINGS = specs.JobSettings(namespace="forge", image="forge-runner:1")
 TOKEN = "ghp_" + "T0k3n" * 8
@@ -267,32 +268,14 @@ def test_the_secret_holds_only_this_attempts_values() -> None:
     )
 
 
-def test_resume_keeps_only_the_checkpoints() -> None:
-    def event(seq: int, kind: str, payload: dict[str, Any]) -> str:
-        return json.dumps(
-            {
-                "v": 1,
-                "type": kind,
-                "deploy_id": "d",
-                "seq": seq,
-                "ts": "2026-01-01T00:00:00.000Z",
-                "payload": payload,
-            }
-        )
-
-    lines = [
-        event(1, "step_started", {"step": "github.repo"}),
-        event(2, "checkpoint", {"key": "github.repo", "value": "acme/shop"}),
-        "not an event",
-        event(3, "log", {"level": "info", "message": "x" * 1000}),
-        event(4, "checkpoint", {"key": "supabase.ref", "value": "abc"}),
-    ]
-    kept = specs.resume_checkpoints("\n".join(lines) + "\n")
-    assert kept == f"{lines[1]}\n{lines[4]}\n"
-    secret = specs.secret_manifest(
-        spec_of(resume_events="\n".join(lines)), SETTINGS, bundle_url="u"
+def test_the_resume_checkpoints_travel_in_the_secret_unchanged() -> None:
+    resume = resume_text("d", {"github.repo": "acme/shop", SEALED_DB_PASSWORD: "opaque"})
+    secret = specs.secret_manifest(spec_of(resume_events=resume), SETTINGS, bundle_url="u")
+    assert secret["stringData"]["resume.jsonl"] == resume
+    assert (
+        "resume.jsonl"
+        not in specs.secret_manifest(spec_of(), SETTINGS, bundle_url="u")["stringData"]
     )
-    assert secret["stringData"]["resume.jsonl"] == kept
 
 
 def test_binary_files_go_in_data_and_oversize_is_refused() -> None:

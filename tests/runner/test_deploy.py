@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 
+from runner.checkpoints import SEALED_DB_PASSWORD, resume_text
 from runner.events import EventType
 from runner.sealing import new_keypair
 from tests.support.runner import RunnerProcess, RunnerResult
@@ -152,10 +153,13 @@ def test_redeploy_changes_nothing_then_exactly_what_changed(
         "alter table public.notes add column title text;\n"
     )
     (build / "public" / "new.html").write_text("<p>new page</p>\n")
-    # A new migration needs the database password: the caller hands back what it kept sealed.
+    # A new migration needs the database password: the caller hands back what it kept sealed,
+    # as a checkpoint in the --resume file.
+    resume = tmp_path / "sealed.jsonl"
+    resume.write_text(resume_text("redeploy-3", {SEALED_DB_PASSWORD: sealed}))
     third = forge_runner.run(
-        ["deploy", "--build-dir", str(build), "--name", name],
-        {"FORGE_SEAL_PRIVATE_KEY": private, "FORGE_SEALED_DB_PASSWORD": sealed},
+        ["deploy", "--build-dir", str(build), "--name", name, "--resume", str(resume)],
+        {"FORGE_SEAL_PRIVATE_KEY": private},
     )
     assert_live(third)
     assert step_info(third, "supabase.migrations")["applied"] == ["20250103000000_add_title.sql"]

@@ -1,0 +1,96 @@
+"""The checkpoints travel one way: runner events → the store → the next attempt's `--resume`
+file, in the runner's own format (read back here with the runner's own reader)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dispatcher import settings as dispatcher_settings
+from dispatcher.core.attempts import build_spec
+from dispatcher.core.ingest import Ingestor, write_change
+from dispatcher.model import Patch, Status
+from dispatcher.store.base import Store
+from dispatcher.store.open import open_store
+from runner.checkpoints import SEALED_DB_PASSWORD, Checkpoints
+from runner.events import VERSION, Event, EventType
+from runner.masking import Masker
+
+
+def runner_line(seq: int, kind: EventType, **payload: object) -> str:
+    return Event(VERSION, kind, "d", seq, "2026-01-01T00:00:00.000Z", dict(payload)).to_json()
+
+
+def resume_values(tmp_path: Path, text: str | None) -> dict[str, object] | None:
+    if text is None:
+        return None
+    path = tmp_path / "resume.jsonl"
+    path.write_text(text)
+    return Checkpoints.from_events_file(path).snapshot()
+
+
+def test_a_new_attempt_and_a_redeploy_start_from_the_stored_checkpoints(tmp_path: Path) -> None:
+    settings = dispatcher_settings.load(
+        {
+            "FORGE_HOOK_SECRET": "a-hook-secret-of-32-characters!!",
+            "FORGE_BUILDS_ROOT": str(tmp_path),
+            "FORGE_STATE_DIR": str(tmp_path / "state"),
+        }
+    )
+    store: Store = open_store(settings.database_url)
+    store.migrate()
+    try:
+        store.submit("p1", "shop", str(tmp_path), None)
+        first = store.claim("w", 4)
+        assert first is not None
+        spec = build_spec(settings, store, first, tmp_path)
+        assert spec.resume_events is None  # nothing kept yet
+
+        # Attempt 1 reports checkpoints among many other lines (more than one page of events).
+        ingest = Ingestor(
+            store,
+            first.id,
+            first.attempt,
+            Masker(),
+            on_change=lambda changes: [write_change(store, first, c) for c in changes] and None,
+        )
+        lines = [runner_line(1, EventType.CHECKPOINT, key="github.repo", value="acme/shop")]
+        lines += [
+            runner_line(i, EventType.LOG, level="info", message=f"line {i}")
+            for i in range(2, 10_050)
+        ]
+        lines.append(runner_line(10_050, EventType.CHECKPOINT, key="supabase.ref", value="abc"))
+        lines.append(runner_line(10_051, EventType.CHECKPOINT, key=SEALED_DB_PASSWORD, value="s1"))
+        lines.append(runner_line(10_052, EventType.CHECKPOINT, key="github.repo", value="acme/x"))
+        for line in lines:
+            ingest.line(line)
+        ingest.flush()
+        assert store.get_sealed("p1") == {SEALED_DB_PASSWORD: "s1"}  # kept per project
+
+        store.update(first.id, Patch(status=Status.FAILED))
+        store.requeue(first.id)
+        second = store.claim("w", 4)
+        assert second is not None and second.attempt == 2
+        spec = build_spec(settings, store, second, tmp_path)
+        assert resume_values(tmp_path, spec.resume_events) == {
+            SEALED_DB_PASSWORD: "s1",
+            "github.repo": "acme/x",  # the later one wins
+            "supabase.ref": "abc",
+        }
+        assert not any("SEALED" in name for name in (*spec.env, *spec.secrets))
+
+        # A later deploy of the same app gets only the project's sealed password.
+        store.update(second.id, Patch(status=Status.LIVE))
+        store.submit("p1", "shop", str(tmp_path), None)
+        redeploy = store.claim("w", 4)
+        assert redeploy is not None and redeploy.id != first.id
+        spec = build_spec(settings, store, redeploy, tmp_path)
+        assert resume_values(tmp_path, spec.resume_events) == {SEALED_DB_PASSWORD: "s1"}
+
+        # A teardown resumes nothing.
+        store.update(redeploy.id, Patch(status=Status.LIVE))
+        store.submit("p1", "shop", str(tmp_path), None, action="teardown")
+        teardown = store.claim("w", 4)
+        assert teardown is not None and teardown.action == "teardown"
+        assert build_spec(settings, store, teardown, tmp_path).resume_events is None
+    finally:
+        store.close()
