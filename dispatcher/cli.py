@@ -129,7 +129,7 @@ def render_job(
     users who launch the runner by hand with kubectl. Settings: FORGE_K8S_* (k8s/README.md)."""
     from dispatcher import render
     from dispatcher.launchers.base import RunSpec
-    from dispatcher.launchers.k8s_specs import job_settings_from_env
+    from dispatcher.launchers.k8s_settings import job_settings_from_env
 
     try:
         settings = job_settings_from_env(

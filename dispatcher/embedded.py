@@ -53,18 +53,14 @@ def make_launcher(settings: dispatcher_settings.Settings) -> Launcher:
             settings.docker_network,
             read_only_files=files_named(settings),
         )
-    if settings.launcher == "kubernetes":
-        from dispatcher.launchers.kubernetes import launcher_from_env
+    if settings.kubernetes is not None:
+        from dispatcher.launchers.kubernetes import KubernetesLauncher, api_client_from_environment
 
-        try:
-            return launcher_from_env(
-                os.environ,
-                image=settings.runner_image,
-                grace_s=settings.cancel_grace_s,
-                read_only_files=files_named(settings),
-            )
-        except ValueError as e:
-            raise dispatcher_settings.ConfigError(str(e)) from e
+        return KubernetesLauncher(
+            api_client_from_environment(),
+            settings.kubernetes,
+            read_only_files=files_named(settings),
+        )
     from dispatcher.launchers.process import ProcessLauncher
 
     return ProcessLauncher(settings.state_dir / "runs")
@@ -80,11 +76,10 @@ def build(
     if problem is not None:
         raise EmbeddedError(f"the {settings.launcher} launcher cannot run: {problem}")
     dispatcher = Dispatcher(settings, store, launcher)
-    bundle_secret = os.environ.get("FORGE_BUNDLE_SECRET")
     api = ApiSettings(
         settings.hook_secret,
         settings.builds_root,
-        bundle_secret=bundle_secret.encode() if bundle_secret else None,
+        bundle_secret=settings.kubernetes.bundle_secret if settings.kubernetes else None,
     )
     app = create_app(store, dispatcher, api)
     # No access log: bundle URLs carry their (short-lived) token in the path.

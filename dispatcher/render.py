@@ -25,7 +25,8 @@ from typing import Any
 import yaml
 
 from dispatcher.launchers.base import RunSpec
-from dispatcher.launchers.k8s_specs import JobSettings, job_manifest, secret_manifest
+from dispatcher.launchers.k8s_settings import JobSettings
+from dispatcher.launchers.k8s_specs import job_manifest, secret_manifest
 
 BUNDLE_PLACEHOLDER = "<URL of the build directory as a tar.gz>"
 

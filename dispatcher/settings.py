@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dispatcher.launchers.k8s_settings import KubernetesSettings, kubernetes_settings_from_env
 from runner.sealing import new_keypair
 
 # What a deploy's runner receives (runner/settings.py reads these names).
@@ -68,6 +69,7 @@ class Settings:
     seal_public_key: str = ""
     seal_private_key: str = ""
     runner_env: Mapping[str, str] = field(default_factory=dict)
+    kubernetes: KubernetesSettings | None = None  # FORGE_LAUNCHER=kubernetes
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
@@ -149,6 +151,16 @@ def load(environ: Mapping[str, str] | None = None, *, require_secret: bool = Tru
     if callback is not None and not re.match(r"^https?://[^\s/]+", callback):
         raise ConfigError("FORGE_CALLBACK_URL is malformed: expected an http(s) URL")
     public, private = _seal_keys(env, state_dir)
+    runner_image = env.get("FORGE_RUNNER_IMAGE") or "forge-runner:dev"
+    cancel_grace_s = _number(env, "FORGE_CANCEL_GRACE_S", 20, 0, 600)
+    kubernetes = None
+    if launcher == "kubernetes":
+        try:
+            kubernetes = kubernetes_settings_from_env(
+                env, image=runner_image, grace_s=cancel_grace_s
+            )
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
     return Settings(
         hook_secret=secret.encode(),
         builds_root=builds_root,
@@ -158,12 +170,13 @@ def load(environ: Mapping[str, str] | None = None, *, require_secret: bool = Tru
         max_concurrent=int(_number(env, "FORGE_MAX_CONCURRENT", 4, 1, 256)),
         deadline_s=_number(env, "FORGE_DEADLINE_S", 3600, 10, 86400),
         idle_timeout_s=_number(env, "FORGE_IDLE_TIMEOUT_S", 900, 5, 86400),
-        cancel_grace_s=_number(env, "FORGE_CANCEL_GRACE_S", 20, 0, 600),
-        runner_image=env.get("FORGE_RUNNER_IMAGE") or "forge-runner:dev",
+        cancel_grace_s=cancel_grace_s,
+        runner_image=runner_image,
         docker_network=env.get("FORGE_DOCKER_NETWORK") or "bridge",
         replica_id=env.get("FORGE_REPLICA_ID") or socket.gethostname(),
         callback_url=callback,
         seal_public_key=public,
         seal_private_key=private,
         runner_env={k: env[k] for k in RUNNER_VARIABLES if env.get(k)},
+        kubernetes=kubernetes,
     )

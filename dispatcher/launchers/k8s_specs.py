@@ -30,15 +30,13 @@ own path. The launcher gives it an owner reference to its Job, so deleting the J
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from dispatcher.bundles import FETCH_SCRIPT, MAX_BUNDLE_BYTES
+from dispatcher.bundles import FETCH_SCRIPT
 from dispatcher.container import (
     BUILD_MOUNT,
     HOME_DIR,
@@ -51,6 +49,7 @@ from dispatcher.container import (
     is_secret_name,
 )
 from dispatcher.launchers.base import RunSpec
+from dispatcher.launchers.k8s_settings import MAX_NAME, NAME_OK, JobSettings
 from dispatcher.launchers.specs import (
     LABEL_MANAGED,
     refuse_secret_values,
@@ -75,103 +74,11 @@ APP_NAME = "forge-runner"  # the NetworkPolicy in k8s/ selects runner pods by th
 MANAGED_BY = "forge-dispatcher"
 MANAGED_SELECTOR = f"{LABEL_MANAGED}=true,{LABEL_MANAGED_BY}={MANAGED_BY}"
 
-MAX_NAME = 63  # a Job's name becomes a label value of its pods
 MAX_SECRET_BYTES = 1024 * 1024  # the API server's limit for one Secret
-_NAME_OK = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _DEPLOY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$")
 _FIXED_ENV = ("FORGE_DEPLOY_ID", "FORGE_ENV_FILE")
-
-
-@dataclass(frozen=True)
-class Resources:
-    """Requests and limits of the runner container (Kubernetes quantities) and the size limits
-    of its emptyDirs (disk-backed; they count against ephemeral storage)."""
-
-    cpu_request: str = "250m"
-    cpu_limit: str = "1"
-    memory_request: str = "512Mi"
-    memory_limit: str = "2Gi"
-    ephemeral_request: str = "1Gi"
-    ephemeral_limit: str = "4Gi"
-    build_size: str = "512Mi"  # the unpacked bundle
-    tmp_size: str = "1Gi"  # /tmp: the runner's work copy of the build
-    work_size: str = "256Mi"  # /work, the working directory
-    home_size: str = "256Mi"  # HOME: the CLIs' configuration and caches
-
-
-@dataclass(frozen=True)
-class JobSettings:
-    """Where and how deploy Jobs run; the defaults are the documented production values."""
-
-    namespace: str
-    image: str
-    image_pull_policy: str = "IfNotPresent"
-    service_account: str | None = None  # None: the namespace's default (its token not mounted)
-    ttl_after_finished_s: int = 86400  # a safety net: the dispatcher removes Jobs it has read
-    grace_s: int = 30  # terminationGracePeriodSeconds: SIGTERM, then SIGKILL after this
-    resources: Resources = field(default_factory=Resources)
-    fetch_python: str = "/opt/forge/venv/bin/python"  # the image's Python, for FETCH_SCRIPT
-    bundle_max_bytes: int = MAX_BUNDLE_BYTES
-    node_selector: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not _NAME_OK.match(self.namespace) or len(self.namespace) > MAX_NAME:
-            raise ValueError(f"namespace {self.namespace!r} is not a valid Kubernetes name")
-        if not self.image or any(c.isspace() for c in self.image):
-            raise ValueError(f"image {self.image!r} is malformed")
-        if self.image_pull_policy not in ("Always", "IfNotPresent", "Never"):
-            raise ValueError(
-                f"image pull policy {self.image_pull_policy!r}: expected Always, IfNotPresent"
-                " or Never"
-            )
-        if self.service_account is not None and not _NAME_OK.match(self.service_account):
-            raise ValueError(f"service account {self.service_account!r} is not a valid name")
-        if self.ttl_after_finished_s < 0 or self.grace_s < 0:
-            raise ValueError("ttl_after_finished_s and grace_s must not be negative")
-        for name, value in vars(self.resources).items():
-            if not _QUANTITY.match(value):
-                raise ValueError(f"resources.{name} {value!r} is not a Kubernetes quantity")
-
-
-def job_settings_from_env(environ: Mapping[str, str], image: str, grace_s: int) -> JobSettings:
-    """`JobSettings` from `FORGE_K8S_*` variables (errors name the variable): NAMESPACE
-    (required; k8s/deployment.yaml sets it from the pod's own namespace), SERVICE_ACCOUNT,
-    IMAGE_PULL_POLICY, TTL_S, CPU_REQUEST, CPU_LIMIT, MEMORY_REQUEST, MEMORY_LIMIT.
-    `image`: FORGE_RUNNER_IMAGE; `grace_s`: the cancel grace (terminationGracePeriodSeconds)."""
-    namespace = environ.get("FORGE_K8S_NAMESPACE", "")
-    if not namespace:
-        raise ValueError("FORGE_K8S_NAMESPACE is not set: the namespace of the deploy Jobs")
-    resources = Resources()
-    overrides = {
-        "cpu_request": "FORGE_K8S_CPU_REQUEST",
-        "cpu_limit": "FORGE_K8S_CPU_LIMIT",
-        "memory_request": "FORGE_K8S_MEMORY_REQUEST",
-        "memory_limit": "FORGE_K8S_MEMORY_LIMIT",
-    }
-    for attribute, variable in overrides.items():
-        value = environ.get(variable)
-        if value:
-            if not _QUANTITY.match(value):
-                raise ValueError(f"{variable} is malformed: expected a quantity like 2Gi or 500m")
-            resources = dataclasses.replace(resources, **{attribute: value})
-    ttl = environ.get("FORGE_K8S_TTL_S") or "86400"
-    if not ttl.isdigit():
-        raise ValueError(f"FORGE_K8S_TTL_S is malformed: expected whole seconds, got {ttl!r}")
-    try:
-        return JobSettings(
-            namespace=namespace,
-            image=image,
-            image_pull_policy=environ.get("FORGE_K8S_IMAGE_PULL_POLICY") or "IfNotPresent",
-            service_account=environ.get("FORGE_K8S_SERVICE_ACCOUNT") or None,
-            ttl_after_finished_s=int(ttl),
-            grace_s=grace_s,
-            resources=resources,
-        )
-    except ValueError as e:
-        raise ValueError(f"FORGE_K8S_* settings: {e}") from e
 
 
 # ---- names and labels --------------------------------------------------------------------------
@@ -194,7 +101,7 @@ def job_name(deployment_id: str, attempt: int) -> str:
     per attempt, and two ids that only differ by case or cut never share a name."""
     check_ids(deployment_id, attempt)
     plain = f"forge-deploy-{deployment_id}-{attempt}"
-    if _NAME_OK.match(plain) and len(plain) <= MAX_NAME:
+    if NAME_OK.match(plain) and len(plain) <= MAX_NAME:
         return plain
     slug = re.sub(r"[^a-z0-9-]+", "-", deployment_id.lower()).strip("-")
     tail = f"-{_digest(deployment_id)}-{attempt}"

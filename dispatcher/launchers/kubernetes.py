@@ -7,7 +7,8 @@ resume checkpoints, the configuration files). The pod mounts the Secret by name,
 either create means an earlier call made it: the Job is adopted when its labels say it is this
 attempt's, and a Secret left by an older Job of the same name is replaced.
 
-Events come from following the runner container's log through the API (`stream`). The pod log
+Events come from following the runner container's log through the API (`stream`, reading with
+`k8s_logs.PodLogs`; the Job and pod answers are read by `k8s_status`). The pod log
 merges stdout and stderr unless the cluster serves split streams (`log_stream="Stdout"`, the
 `PodLogsQuerySplitStreams` feature): with the merged log the launcher yields the lines that are
 JSON objects (the runner's stdout carries only events, one object a line; its stderr lines are
@@ -29,7 +30,6 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,171 +37,24 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from dispatcher.bundles import MIN_SECRET_BYTES, bundle_url
+from dispatcher.bundles import bundle_url
 from dispatcher.launchers import k8s_specs as specs
 from dispatcher.launchers.base import Exit, Handle, Launcher, RunSpec
-
-PULL_ERRORS = frozenset({"ErrImagePull", "ImagePullBackOff"})
-FATAL_WAITING = frozenset(
-    {"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError", "CreateContainerError"}
+from dispatcher.launchers.k8s_logs import PodLogs
+from dispatcher.launchers.k8s_settings import KubernetesSettings
+from dispatcher.launchers.k8s_status import (
+    PULL_ERRORS,
+    KubernetesConflict,
+    KubernetesError,
+    PodView,
+    api_error,
+    exit_of,
+    pod_view,
+    stuck_exit,
 )
+
 _TERMINATE_SLACK_S = 30.0  # after the grace period, how long a pod may take to disappear
 _CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
-_STDERR_TAIL_LINES = 2000
-
-
-class KubernetesError(RuntimeError):
-    """The API refused or failed a call; `status` is its HTTP status when there was one."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class KubernetesUnavailable(KubernetesError):
-    """The API server did not answer, or answered 429/5xx: try again later."""
-
-
-class KubernetesDenied(KubernetesError):
-    """401/403: the dispatcher's service account lacks a permission (see k8s/rbac.yaml)."""
-
-
-class KubernetesConflict(KubernetesError):
-    """An object of the attempt's name exists and is not this attempt's."""
-
-
-def api_error(error: Exception, doing: str) -> KubernetesError:
-    """The one mapping of the client's errors onto `KubernetesError`s (chain with `from`)."""
-    if isinstance(error, ApiException):
-        status = int(error.status) if error.status is not None else None
-        detail = str(error.reason or "")
-        try:
-            body = json.loads(error.body or "{}")
-            detail = str(body.get("message") or detail)
-        except (ValueError, AttributeError):
-            pass
-        message = f"{doing}: HTTP {status}: {detail}"
-        if status in (401, 403):
-            return KubernetesDenied(
-                f"{message} (the dispatcher's service account needs the Role in k8s/rbac.yaml)",
-                status,
-            )
-        if status == 429 or (status is not None and status >= 500):
-            return KubernetesUnavailable(message, status)
-        return KubernetesError(message, status)
-    return KubernetesUnavailable(f"{doing}: the API server did not answer: {error}")
-
-
-# ---- what the Job and its pod say (pure) -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PodView:
-    name: str
-    phase: str
-    runner_started: bool  # the runner container is running or has terminated
-    runner_exit: int | None  # its exit code once terminated
-    runner_reason: str | None  # its terminated reason: Completed, Error, OOMKilled
-    fetch_failed: bool  # the init container terminated with a nonzero code
-    waiting: tuple[str, str] | None  # (reason, message) of a container stuck waiting
-    pod_reason: str | None  # status.reason, e.g. Evicted
-
-
-def pod_view(pod: Mapping[str, Any]) -> PodView:
-    status = pod.get("status") or {}
-    runner: Mapping[str, Any] = {}
-    for item in status.get("containerStatuses") or []:
-        if item.get("name") == specs.RUNNER_CONTAINER:
-            runner = item.get("state") or {}
-    fetch_failed = False
-    waiting: tuple[str, str] | None = None
-    for item in status.get("initContainerStatuses") or []:
-        state = item.get("state") or {}
-        ended = state.get("terminated")
-        if ended and ended.get("exitCode", 0) != 0:
-            fetch_failed = True
-        if state.get("waiting", {}).get("reason") in PULL_ERRORS | FATAL_WAITING:
-            waiting = (state["waiting"]["reason"], str(state["waiting"].get("message", "")))
-    if runner.get("waiting", {}).get("reason") in PULL_ERRORS | FATAL_WAITING:
-        waiting = (runner["waiting"]["reason"], str(runner["waiting"].get("message", "")))
-    terminated = runner.get("terminated")
-    return PodView(
-        name=str(pod.get("metadata", {}).get("name", "")),
-        phase=str(status.get("phase", "Pending")),
-        runner_started="running" in runner or terminated is not None,
-        runner_exit=int(terminated["exitCode"]) if terminated else None,
-        runner_reason=str(terminated.get("reason")) if terminated else None,
-        fetch_failed=fetch_failed,
-        waiting=waiting,
-        pod_reason=status.get("reason"),
-    )
-
-
-def job_end(job: Mapping[str, Any]) -> tuple[str, str | None] | None:
-    """("Complete", None) or ("Failed", reason) once the Job has ended; None while it runs."""
-    for condition in (job.get("status") or {}).get("conditions") or []:
-        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
-            return str(condition["type"]), condition.get("reason")
-    return None
-
-
-def exit_of(
-    job: Mapping[str, Any] | None,
-    pod: PodView | None,
-    *,
-    cancelled: bool = False,
-    last_code: int | None = None,
-) -> Exit | None:
-    """The attempt's exit from its Job (None: deleted) and newest pod; None while it runs."""
-    code = pod.runner_exit if pod is not None and pod.runner_exit is not None else last_code
-    if job is None:
-        return Exit(code, "cancelled" if cancelled else "lost")
-    end = job_end(job)
-    if end is None:
-        return None
-    if end[0] == "Complete":
-        return Exit(code if code is not None else 0)
-    if cancelled:
-        return Exit(code, "cancelled")
-    if end[1] == "DeadlineExceeded":
-        return Exit(code, "deadline")
-    if pod is None:
-        return Exit(code, "lost")
-    if pod.runner_reason == "OOMKilled":
-        return Exit(code, "oom-killed")
-    if pod.fetch_failed:
-        return Exit(None, "bundle-fetch-failed")
-    if pod.pod_reason == "Evicted":
-        return Exit(code, "evicted")
-    if code is None:
-        return Exit(None, "lost")
-    if code > 128:
-        return Exit(code, "killed")
-    return Exit(code)
-
-
-def stuck_exit(
-    waiting: tuple[str, str] | None, since: float | None, now: float, grace_s: float
-) -> Exit | None:
-    """An Exit for a pod that cannot start: at once for a fatal reason, after `grace_s` of
-    image pull errors (the kubelet retries them; a registry hiccup passes)."""
-    if waiting is None:
-        return None
-    reason = waiting[0]
-    if reason in FATAL_WAITING:
-        return Exit(None, "image-pull-failed" if "Image" in reason else "container-config-error")
-    if since is not None and now - since >= grace_s:
-        return Exit(None, "image-pull-failed")
-    return None
-
-
-def complete_lines(buffer: bytes) -> tuple[list[str], bytes]:
-    """The complete lines of `buffer` and the unfinished rest."""
-    *lines, rest = buffer.split(b"\n")
-    return [line.decode("utf-8", errors="replace") for line in lines], rest
-
-
-# ---- the launcher ------------------------------------------------------------------------------
 
 
 class KubernetesLauncher(Launcher):
@@ -210,14 +63,9 @@ class KubernetesLauncher(Launcher):
     def __init__(
         self,
         api_client: k8s.ApiClient,
-        settings: specs.JobSettings,
-        bundle_base_url: str,
-        bundle_secret: bytes,
+        config: KubernetesSettings,
         *,
-        bundle_ttl_s: float = 1800.0,
         read_only_files: Sequence[str | Path] = (),
-        log_stream: str = "All",
-        pull_grace_s: float = 120.0,
         poll_s: float = 1.0,
         request_timeout_s: float = 30.0,
         log_read_timeout_s: float = 120.0,
@@ -225,20 +73,14 @@ class KubernetesLauncher(Launcher):
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if log_stream not in ("All", "Stdout"):
-            raise ValueError(f"log_stream must be All or Stdout, got {log_stream!r}")
-        if not bundle_base_url.startswith(("http://", "https://")):
-            raise ValueError(f"bundle_base_url must be an http(s) URL, got {bundle_base_url!r}")
-        if len(bundle_secret) < MIN_SECRET_BYTES:
-            raise ValueError(f"bundle_secret must be at least {MIN_SECRET_BYTES} bytes")
-        self.settings = settings
-        self.namespace = settings.namespace
-        self.bundle_base_url = bundle_base_url
-        self._bundle_secret = bundle_secret
-        self.bundle_ttl_s = bundle_ttl_s
+        self.settings = config.job
+        self.namespace = config.job.namespace
+        self.bundle_base_url = config.bundle_base_url
+        self._bundle_secret = config.bundle_secret
+        self.bundle_ttl_s = config.bundle_ttl_s
         self.read_only_files = tuple(str(p) for p in read_only_files)
-        self.log_stream = log_stream
-        self.pull_grace_s = pull_grace_s
+        self.log_stream = config.log_stream
+        self.pull_grace_s = config.pull_grace_s
         self.poll_s = poll_s
         self._timeout = (min(10.0, request_timeout_s), request_timeout_s)
         self._log_timeout = (min(10.0, request_timeout_s), log_read_timeout_s)
@@ -247,6 +89,18 @@ class KubernetesLauncher(Launcher):
         self._batch: Any = k8s.BatchV1Api(api_client)
         self._core: Any = k8s.CoreV1Api(api_client)
         self._lock = threading.Lock()
+        self._logs = PodLogs(
+            self._core,
+            self.namespace,
+            config.log_stream,
+            self._timeout,
+            self._log_timeout,
+            poll_s,
+            sleep,
+            read_pod=lambda pod: self._maybe(
+                f"read pod {pod}", self._core.read_namespaced_pod, pod, self.namespace
+            ),
+        )
         self._cancelled: set[tuple[str, int]] = set()
         self._last_code: dict[tuple[str, int], int] = {}
         self._waiting_since: dict[tuple[str, int], float] = {}
@@ -412,25 +266,6 @@ class KubernetesLauncher(Launcher):
 
     # ---- the log ---------------------------------------------------------------------------
 
-    def _keep(self, line: str) -> bool:
-        return self.log_stream == "Stdout" or line.startswith("{")
-
-    def _open_log(self, pod: str, follow: bool, **extra: Any) -> Any:
-        if self.log_stream != "All":
-            extra.setdefault("stream", self.log_stream)
-        try:
-            return self._core.read_namespaced_pod_log(
-                pod,
-                self.namespace,
-                container=specs.RUNNER_CONTAINER,
-                follow=follow,
-                _preload_content=False,
-                _request_timeout=self._log_timeout if follow else self._timeout,
-                **extra,
-            )
-        except (ApiException, urllib3.exceptions.HTTPError, OSError) as e:
-            raise api_error(e, f"read the log of pod {pod}") from e
-
     def _runner_pod(self, handle: Handle) -> str | None:
         """The pod once its runner container has started; None if the attempt ended first."""
         while True:
@@ -443,103 +278,14 @@ class KubernetesLauncher(Launcher):
 
     def stream(self, handle: Handle) -> Iterator[str]:
         pod = self._runner_pod(handle)
-        if pod is None:
-            return
-        done = 0  # lines of the log already seen (yielded or not kept)
-        while True:
-            seen, rest, broke = 0, b"", False
-            try:
-                response = self._open_log(pod, follow=True)
-            except KubernetesError as e:
-                if e.status == 404:
-                    return
-                raise
-            try:
-                for chunk in response.stream(64 * 1024, decode_content=True):
-                    lines, rest = complete_lines(rest + chunk)
-                    for line in lines:
-                        seen += 1
-                        if seen > done:
-                            done = seen
-                            if self._keep(line):
-                                yield line
-            except (urllib3.exceptions.HTTPError, OSError):
-                broke = True  # reopened below when the runner still runs
-            finally:
-                response.close()  # never back to the pool with unread data (a closed follow)
-                response.release_conn()
-            found = self._maybe(
-                f"read pod {pod}", self._core.read_namespaced_pod, pod, self.namespace
-            )
-            if found is None:
-                return
-            view = pod_view(found)
-            if view.runner_exit is None:
-                self._sleep(self.poll_s)  # the follow ended early: reopen, skipping `done`
-                continue
-            if broke:
-                yield from self._catch_up(pod, done)
-            elif rest and self._keep(rest.decode("utf-8", errors="replace")):
-                yield rest.decode("utf-8", errors="replace")
-            return
-
-    def _catch_up(self, pod: str, done: int) -> Iterator[str]:
-        """After a broken follow of a finished runner: the log's lines past the first `done`."""
-        try:
-            response = self._open_log(pod, follow=False)
-        except KubernetesError as e:
-            if e.status == 404:
-                return
-            raise
-        try:
-            text = response.data.decode("utf-8", errors="replace")
-        finally:
-            response.release_conn()
-        for line in text.splitlines()[done:]:
-            if self._keep(line):
-                yield line
+        if pod is not None:
+            yield from self._logs.follow(pod)
 
     def stderr_tail(self, handle: Handle, lines: int = 50) -> str:
         if lines <= 0:
             return ""
         _, view = self._observe(handle)
-        if view is None:
-            return ""
-        container = specs.RUNNER_CONTAINER if view.runner_started else specs.FETCH_CONTAINER
-        extra: dict[str, Any] = {"container": container}
-        if container == specs.RUNNER_CONTAINER and self.log_stream == "Stdout":
-            extra["stream"] = "Stderr"
-        else:
-            extra["tail_lines"] = _STDERR_TAIL_LINES
-        text = self._maybe_text(view.name, extra)
-        kept = [
-            line
-            for line in text.splitlines()
-            if container == specs.FETCH_CONTAINER
-            or self.log_stream == "Stdout"
-            or not line.startswith("{")
-        ]
-        return "\n".join(kept[-lines:])
-
-    def _maybe_text(self, pod: str, extra: Mapping[str, Any]) -> str:
-        try:
-            response = self._core.read_namespaced_pod_log(
-                pod,
-                self.namespace,
-                _preload_content=False,
-                _request_timeout=self._timeout,
-                **extra,
-            )
-        except ApiException as e:
-            if e.status in (400, 404):  # gone, or the container never started
-                return ""
-            raise api_error(e, f"read the log of pod {pod}") from e
-        except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise api_error(e, f"read the log of pod {pod}") from e
-        try:
-            return str(response.data.decode("utf-8", errors="replace"))
-        finally:
-            response.release_conn()
+        return "" if view is None else self._logs.stderr_tail(view, lines)
 
     # ---- ending ----------------------------------------------------------------------------
 
@@ -652,49 +398,3 @@ def api_client_from_environment() -> k8s.ApiClient:
                 f"no Kubernetes configuration: not in a cluster and no usable kubeconfig ({e})"
             ) from e
     return k8s.ApiClient()
-
-
-def launcher_from_env(
-    environ: Mapping[str, str],
-    *,
-    image: str,
-    grace_s: float,
-    read_only_files: Sequence[str | Path] = (),
-    api_client: k8s.ApiClient | None = None,
-) -> KubernetesLauncher:
-    """The launcher `FORGE_LAUNCHER=kubernetes` means: `k8s_specs.job_settings_from_env` plus
-    FORGE_BUNDLE_BASE_URL (how pods reach this dispatcher, e.g. http://forge-dispatcher:8080),
-    FORGE_BUNDLE_SECRET (at least 32 characters, the same on every replica),
-    FORGE_BUNDLE_TTL_S (1800), FORGE_K8S_LOG_STREAM (All | Stdout), FORGE_K8S_PULL_GRACE_S
-    (120). `read_only_files`: files the configuration names (FORGE_CA_FILE, SUPABASE_PROFILE),
-    sent in each deploy's Secret. Errors are ValueErrors naming the variable."""
-    settings = specs.job_settings_from_env(environ, image, max(0, math.ceil(grace_s)))
-    base_url = environ.get("FORGE_BUNDLE_BASE_URL", "")
-    if not base_url.startswith(("http://", "https://")):
-        raise ValueError(
-            "FORGE_BUNDLE_BASE_URL is not set or malformed: the http(s) URL deploy pods reach"
-            " this dispatcher at (e.g. http://forge-dispatcher:8080)"
-        )
-    secret = environ.get("FORGE_BUNDLE_SECRET", "")
-    if len(secret) < 32:
-        raise ValueError("FORGE_BUNDLE_SECRET is not set or shorter than 32 characters")
-    numbers = {}
-    for variable, default in (("FORGE_BUNDLE_TTL_S", 1800.0), ("FORGE_K8S_PULL_GRACE_S", 120.0)):
-        raw = environ.get(variable) or str(default)
-        try:
-            numbers[variable] = float(raw)
-        except ValueError:
-            raise ValueError(f"{variable} is malformed: expected seconds, got {raw!r}") from None
-    log_stream = environ.get("FORGE_K8S_LOG_STREAM") or "All"
-    if log_stream not in ("All", "Stdout"):
-        raise ValueError(f"FORGE_K8S_LOG_STREAM is malformed: All or Stdout, got {log_stream!r}")
-    return KubernetesLauncher(
-        api_client or api_client_from_environment(),
-        settings,
-        base_url,
-        secret.encode(),
-        bundle_ttl_s=numbers["FORGE_BUNDLE_TTL_S"],
-        pull_grace_s=numbers["FORGE_K8S_PULL_GRACE_S"],
-        log_stream=log_stream,
-        read_only_files=read_only_files,
-    )

@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dispatcher import bundles
-from dispatcher.launchers import k8s_specs
+from dispatcher.launchers.k8s_settings import JobSettings, KubernetesSettings
 from dispatcher.launchers.kubernetes import KubernetesLauncher
 from tests.k8s.fake_apiserver import make_app, serve
 from tests.k8s.fake_cluster import FakeCluster, FakeImage
@@ -138,11 +138,17 @@ def new_launcher(
     def make(files: tuple[str, ...] = (), image: str = IMAGE, **kwargs: Any) -> KubernetesLauncher:
         client = api_client(url)
         clients.append(client)
-        settings = k8s_specs.JobSettings(namespace=NAMESPACE, image=image, grace_s=10)
-        options: dict[str, Any] = {"poll_s": 0.05, "read_only_files": files, **kwargs}
-        return KubernetesLauncher(
-            client, settings, bundle_server.url, bundle_server.secret, **options
+        config = {
+            k: kwargs.pop(k) for k in ("log_stream", "pull_grace_s", "bundle_ttl_s") if k in kwargs
+        }
+        settings = KubernetesSettings(
+            job=JobSettings(namespace=NAMESPACE, image=image, grace_s=10),
+            bundle_base_url=bundle_server.url,
+            bundle_secret=bundle_server.secret,
+            **config,
         )
+        options: dict[str, Any] = {"poll_s": 0.05, "read_only_files": files, **kwargs}
+        return KubernetesLauncher(client, settings, **options)
 
     yield make
     for client in clients:

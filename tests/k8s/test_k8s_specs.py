@@ -13,7 +13,8 @@ import pytest
 from dispatcher.container import format_env_file
 from dispatcher.launchers import k8s_specs as specs
 from dispatcher.launchers.base import Exit, RunSpec
-from dispatcher.launchers.kubernetes import (
+from dispatcher.launchers.k8s_settings import NAME_OK, JobSettings, Resources, job_settings_from_env
+from dispatcher.launchers.k8s_status import (
     PodView,
     api_error,
     complete_lines,
@@ -24,7 +25,7 @@ from dispatcher.launchers.kubernetes import (
 )
 from runner.checkpoints import SEALED_DB_PASSWORD, resume_text
 
-SETTINGS = specs.JobSettings(namespace="forge", image="forge-runner:1")
+SETTINGS = JobSettings(namespace="forge", image="forge-runner:1")
 TOKEN = "ghp_" + "T0k3n" * 8
 
 
@@ -69,7 +70,7 @@ def test_every_id_gives_a_valid_deterministic_name_of_at_most_63(deployment_id: 
     names = {specs.job_name(deployment_id, n) for n in (1, 2, 99999)}
     assert len(names) == 3
     for name in names:
-        assert len(name) <= 63 and specs._NAME_OK.match(name), name
+        assert len(name) <= 63 and NAME_OK.match(name), name
         assert name.startswith("forge-deploy-")
     assert specs.job_name(deployment_id, 7) == specs.job_name(deployment_id, 7)
 
@@ -134,7 +135,7 @@ def test_the_job_is_one_hardened_pod_that_never_retries() -> None:
     assert limits == {"cpu": "1", "memory": "2Gi", "ephemeral-storage": "4Gi"}
     assert "serviceAccountName" not in pod
     with_sa = specs.job_manifest(
-        spec_of(), specs.JobSettings(namespace="forge", image="i", service_account="forge-runner")
+        spec_of(), JobSettings(namespace="forge", image="i", service_account="forge-runner")
     )
     assert pod_of(with_sa)["serviceAccountName"] == "forge-runner"
 
@@ -230,13 +231,11 @@ def test_resume_and_configuration_files_are_mounted_from_the_secret() -> None:
 
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="namespace"):
-        specs.JobSettings(namespace="Forge_NS", image="i")
+        JobSettings(namespace="Forge_NS", image="i")
     with pytest.raises(ValueError, match="quantity"):
-        specs.JobSettings(
-            namespace="f", image="i", resources=specs.Resources(memory_limit="2 gigs")
-        )
+        JobSettings(namespace="f", image="i", resources=Resources(memory_limit="2 gigs"))
     with pytest.raises(ValueError, match="pull policy"):
-        specs.JobSettings(namespace="f", image="i", image_pull_policy="Sometimes")
+        JobSettings(namespace="f", image="i", image_pull_policy="Sometimes")
     with pytest.raises(ValueError, match="deadline"):
         specs.job_manifest(spec_of(deadline_s=0), SETTINGS)
 
@@ -406,7 +405,7 @@ def test_complete_lines_keeps_the_unfinished_rest() -> None:
 def test_api_errors_map_to_one_tree() -> None:
     from kubernetes.client.exceptions import ApiException
 
-    from dispatcher.launchers.kubernetes import (
+    from dispatcher.launchers.k8s_status import (
         KubernetesDenied,
         KubernetesError,
         KubernetesUnavailable,
@@ -434,44 +433,57 @@ def test_job_settings_from_the_environment() -> None:
         "FORGE_K8S_MEMORY_LIMIT": "3Gi",
         "FORGE_K8S_TTL_S": "600",
     }
-    settings = specs.job_settings_from_env(env, "img:1", 20)
+    settings = job_settings_from_env(env, "img:1", 20)
     assert (settings.namespace, settings.image, settings.grace_s) == ("forge", "img:1", 20)
     assert settings.service_account == "forge-runner" and settings.ttl_after_finished_s == 600
     assert settings.resources.memory_limit == "3Gi" and settings.resources.cpu_limit == "1"
     with pytest.raises(ValueError, match="FORGE_K8S_NAMESPACE is not set"):
-        specs.job_settings_from_env({}, "img", 20)
+        job_settings_from_env({}, "img", 20)
     with pytest.raises(ValueError, match="FORGE_K8S_CPU_LIMIT is malformed"):
-        specs.job_settings_from_env({**env, "FORGE_K8S_CPU_LIMIT": "lots"}, "img", 20)
+        job_settings_from_env({**env, "FORGE_K8S_CPU_LIMIT": "lots"}, "img", 20)
     with pytest.raises(ValueError, match="FORGE_K8S_TTL_S is malformed"):
-        specs.job_settings_from_env({**env, "FORGE_K8S_TTL_S": "-1"}, "img", 20)
+        job_settings_from_env({**env, "FORGE_K8S_TTL_S": "-1"}, "img", 20)
     with pytest.raises(ValueError, match="FORGE_K8S_"):
-        specs.job_settings_from_env({**env, "FORGE_K8S_NAMESPACE": "No_Good"}, "img", 20)
+        job_settings_from_env({**env, "FORGE_K8S_NAMESPACE": "No_Good"}, "img", 20)
 
 
-def test_the_launcher_from_the_environment() -> None:
+def test_the_kubernetes_settings_are_read_once_at_start(tmp_path: Path) -> None:
     from kubernetes import client as k8s
 
-    from dispatcher.launchers.kubernetes import launcher_from_env
+    from dispatcher import settings as dispatcher_settings
+    from dispatcher.launchers.kubernetes import KubernetesLauncher
 
     env = {
+        "FORGE_HOOK_SECRET": "a-hook-secret-of-32-characters!!",
+        "FORGE_BUILDS_ROOT": str(tmp_path),
+        "FORGE_STATE_DIR": str(tmp_path / "state"),
+        "FORGE_LAUNCHER": "kubernetes",
+        "FORGE_CANCEL_GRACE_S": "19.5",
         "FORGE_K8S_NAMESPACE": "forge",
         "FORGE_BUNDLE_BASE_URL": "http://forge-dispatcher:8080",
         "FORGE_BUNDLE_SECRET": "s" * 32,
         "FORGE_K8S_LOG_STREAM": "Stdout",
     }
+    settings = dispatcher_settings.load(env)
+    assert settings.kubernetes is not None
+    assert settings.kubernetes.job.grace_s == 20 and settings.kubernetes.log_stream == "Stdout"
+    assert "s" * 32 not in repr(settings.kubernetes)
+    for variable, value in [
+        ("FORGE_BUNDLE_SECRET", "short"),
+        ("FORGE_BUNDLE_BASE_URL", "forge-dispatcher:8080"),
+        ("FORGE_K8S_LOG_STREAM", "Stderr"),
+        ("FORGE_BUNDLE_TTL_S", "soon"),
+        ("FORGE_K8S_NAMESPACE", ""),
+    ]:
+        with pytest.raises(dispatcher_settings.ConfigError, match=variable):
+            dispatcher_settings.load({**env, variable: value})
+    process = dispatcher_settings.load({**env, "FORGE_LAUNCHER": "process"})
+    assert process.kubernetes is None  # FORGE_K8S_* are not read for another launcher
     client = k8s.ApiClient(k8s.Configuration(host="http://127.0.0.1:9"))
     try:
-        launcher = launcher_from_env(env, image="img:1", grace_s=19.5, api_client=client)
+        launcher = KubernetesLauncher(client, settings.kubernetes)
         assert launcher.settings.grace_s == 20 and launcher.log_stream == "Stdout"
         assert launcher.bundle_base_url == "http://forge-dispatcher:8080"
-        for variable, value, message in [
-            ("FORGE_BUNDLE_SECRET", "short", "FORGE_BUNDLE_SECRET"),
-            ("FORGE_BUNDLE_BASE_URL", "forge-dispatcher:8080", "FORGE_BUNDLE_BASE_URL"),
-            ("FORGE_K8S_LOG_STREAM", "Stderr", "FORGE_K8S_LOG_STREAM"),
-            ("FORGE_BUNDLE_TTL_S", "soon", "FORGE_BUNDLE_TTL_S"),
-        ]:
-            with pytest.raises(ValueError, match=message):
-                launcher_from_env({**env, variable: value}, image="i", grace_s=1, api_client=client)
         assert launcher.health() is not None  # nothing answers on port 9: said, not raised
     finally:
         client.close()

@@ -21,7 +21,8 @@ from dotenv import dotenv_values
 from dispatcher import bundles, render
 from dispatcher.launchers import k8s_specs
 from dispatcher.launchers.base import Exit, Handle, RunSpec
-from dispatcher.launchers.kubernetes import KubernetesConflict
+from dispatcher.launchers.k8s_settings import JobSettings
+from dispatcher.launchers.k8s_status import KubernetesConflict
 from tests.k8s.conftest import NAMESPACE, BundleServer, LauncherFactory
 from tests.k8s.fake_cluster import FakeCluster
 
@@ -87,7 +88,7 @@ def test_a_secret_left_by_an_older_job_of_that_name_is_replaced(
     spec = spec_of()
     stale = k8s_specs.secret_manifest(
         spec,
-        k8s_specs.JobSettings(namespace=NAMESPACE, image="i"),
+        JobSettings(namespace=NAMESPACE, image="i"),
         bundle_url="http://old/v1/bundles/x",
         owner_uid="gone-uid",
     )
@@ -105,9 +106,7 @@ def test_a_job_of_that_name_from_another_deploy_is_refused(
 ) -> None:
     fake, _ = cluster
     spec = spec_of()
-    foreign = k8s_specs.job_manifest(
-        spec, k8s_specs.JobSettings(namespace=NAMESPACE, image=MISSING_IMAGE)
-    )
+    foreign = k8s_specs.job_manifest(spec, JobSettings(namespace=NAMESPACE, image=MISSING_IMAGE))
     foreign["metadata"]["annotations"]["forge.deploy_id"] = "someone-else"
     fake.create_job(NAMESPACE, foreign)
     launcher = new_launcher(image=MISSING_IMAGE)
@@ -120,7 +119,7 @@ def test_running_ignores_a_hand_launched_job(
     cluster: tuple[FakeCluster, str], new_launcher: LauncherFactory
 ) -> None:
     fake, _ = cluster
-    settings = k8s_specs.JobSettings(namespace=NAMESPACE, image=MISSING_IMAGE)
+    settings = JobSettings(namespace=NAMESPACE, image=MISSING_IMAGE)
     secret, job = yaml.safe_load_all(render.render_job(spec_of("manual-1"), settings))
     fake.create_secret(NAMESPACE, secret)
     fake.create_job(NAMESPACE, job)

@@ -23,6 +23,7 @@ import yaml
 from dispatcher import render
 from dispatcher.launchers import k8s_specs
 from dispatcher.launchers.base import RunSpec
+from dispatcher.launchers.k8s_settings import JobSettings
 from tests.support.clis import REPO
 
 K8S = REPO / "k8s"
@@ -167,7 +168,7 @@ def test_the_runner_job_template_is_what_render_prints() -> None:
     ["dep_0123456789abcdef01234567", "d-1", "UPPER.case_id", "x" * 64, "_odd-", "a.b.c"],
 )
 def test_rendered_manifests_validate_for_every_kind_of_deploy(deployment_id: str) -> None:
-    settings = k8s_specs.JobSettings(
+    settings = JobSettings(
         namespace="forge",
         image="registry.example/forge-runner:1.2.3",
         service_account="forge-runner",
