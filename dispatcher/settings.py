@@ -43,6 +43,7 @@ RUNNER_VARIABLES = (
     "FORGE_POLL_INTERVAL_S",
     "FORGE_BACKOFF_SCALE",
     "FORGE_HEARTBEAT_S",
+    "FORGE_VERCEL_UPLOADS",
 )
 LAUNCHERS = ("process", "docker", "kubernetes")
 

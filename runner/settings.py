@@ -69,6 +69,7 @@ class RunSettings:
     poll_interval_s: float = 1.0
     heartbeat_s: float = 15.0
     backoff_scale: float = 1.0  # multiplies every retry wait; tests against the sandbox lower it
+    vercel_uploads: int = 8  # FORGE_VERCEL_UPLOADS: files uploaded at once (bench/uploads.py)
 
 
 @dataclass(frozen=True)
@@ -199,5 +200,6 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         poll_interval_s=env.number("FORGE_POLL_INTERVAL_S", 1.0, 0.001, 60),
         heartbeat_s=env.number("FORGE_HEARTBEAT_S", 15.0, 0.1, 3600),
         backoff_scale=env.number("FORGE_BACKOFF_SCALE", 1.0, 0.0, 10),
+        vercel_uploads=int(env.number("FORGE_VERCEL_UPLOADS", 8, 1, 64)),
     )
     return Settings(github, supabase, vercel, run)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 REALISTIC_DELAYS: dict[str, float] = {
     "supabase.provision": 90.0,  # create -> ACTIVE_HEALTHY
     "supabase.api_keys": 2.0,  # create -> api keys readable (issued with the project)
+    "vercel.upload": 0.1,  # one file's POST /v2/files round trip
     "vercel.queue": 5.0,  # QUEUED -> BUILDING
     "vercel.build": 120.0,  # BUILDING -> READY
     "vercel.alias": 3.0,  # READY -> aliasAssigned

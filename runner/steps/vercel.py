@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,6 +197,28 @@ def _reusable(deployment: Deployment | None, intent: dict[str, str], project_id:
     )
 
 
+def upload(ctx: RunContext, vercel: VercelClient, copy: WorkCopy, files: dict[str, str]) -> int:
+    """Upload `files` (sha → path), at most `FORGE_VERCEL_UPLOADS` at once. Uploads are
+    content-addressed, so a retried or repeated one is harmless; the first failure (or a cancel)
+    stops those not started and is raised."""
+
+    def one(sha: str, path: str) -> None:
+        ctx.check_cancelled()
+        vercel.upload_file(sha, copy.read(path))
+
+    workers = max(1, min(ctx.settings.run.vercel_uploads, len(files)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="vercel-upload") as pool:
+        futures = [pool.submit(one, sha, path) for sha, path in files.items()]
+        try:
+            for future in as_completed(futures):
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return len(files)
+
+
 def deploy(
     ctx: RunContext,
     project: VercelProject,
@@ -248,10 +271,7 @@ def deploy(
                         PROVIDER, 400, f"Vercel asks for files not in the build: {unknown}"
                     ) from e
                 ctx.progress(STEP, f"uploading {len(e.missing)} of {len(files)} files")
-                for sha in e.missing:
-                    ctx.check_cancelled()
-                    vercel.upload_file(sha, copy.read(paths[sha]))
-                    uploaded += 1
+                uploaded += upload(ctx, vercel, copy, {sha: paths[sha] for sha in e.missing})
         raise FatalError(PROVIDER, 400, "Vercel still reports missing files after uploading them")
 
     deployment, _ = ensure(

@@ -19,7 +19,7 @@ from sandbox.vercel.state import VercelState
 
 def build_app(state: VercelState) -> Starlette:
     async def files(request: Request) -> Response:
-        return await upload_file(state.files, request)
+        return await upload_file(state.files, request, state.ctx.clock.delay("vercel.upload"))
 
     upload = endpoint(state, files, budget=UPLOAD_BUDGET)
     routes: list[BaseRoute] = [

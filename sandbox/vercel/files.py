@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -65,7 +66,8 @@ def _declared_size(request: Request) -> int | None:
     return None
 
 
-async def upload_file(files: FileStore, request: Request) -> Response:
+async def upload_file(files: FileStore, request: Request, latency_s: float = 0.0) -> Response:
+    """Stores the file; answers after `latency_s` (a real upload's round trip, scaled)."""
     digest = request.headers.get("x-vercel-digest") or request.headers.get("x-now-digest")
     if not digest:
         raise VercelError(400, "Missing `x-vercel-digest` header", "bad_request")
@@ -92,4 +94,6 @@ async def upload_file(files: FileStore, request: Request) -> Response:
             "bad_request",
         )
     await run_in_threadpool(files.put, data)
+    if latency_s > 0:
+        await asyncio.sleep(latency_s)
     return JSONResponse({"urls": []})

@@ -385,3 +385,55 @@ def test_a_canceled_build_is_build_failed(
     # a canceled build is not reused: the same deploy builds again
     again = vercel_step.deploy(run_context, project, build(tmp_path, "y", site(unique)))
     assert not again.reused and again.deployment.id != result.deployment.id
+
+
+# -- parallel uploads ------------------------------------------------------------------------
+def many_files(tag: str, n: int) -> dict[str, str]:
+    return {**site(tag), **{f"assets/part-{i:03}.txt": f"{tag} part {i}\n" for i in range(n)}}
+
+
+def test_parallel_uploads_send_every_missing_file_once_through_faults(
+    sandbox: SandboxProcess, runner_env: dict[str, str], unique: str, tmp_path: Path
+) -> None:
+    ctx, _ = context(runner_env, FORGE_VERCEL_UPLOADS="8")
+    copy = build(tmp_path, "p", many_files(unique, 60))
+    before = calls(sandbox, "POST", r"^/v2/files$")
+    sandbox.set_faults(
+        [
+            {"service": "vercel", "method": "POST", "path": r"^/v2/files$", **fault}
+            for fault in (
+                {"action": "status", "status": 503, "times": 3},
+                {"action": "reset", "times": 2},
+            )
+        ]
+    )
+    project = vercel_step.ensure_project(ctx, f"many-{unique}")
+    result = vercel_step.deploy(ctx, project, copy)
+    rules = sandbox.admin("GET", "faults").json()
+    sandbox.set_faults([])
+    assert all(rule["hits"] == rule["times"] for rule in rules), rules
+    assert (result.files, result.uploaded) == (63, 63)
+    # each file answered once (the traffic log keeps answered calls; the faults were all hit)
+    assert calls(sandbox, "POST", r"^/v2/files$") - before == 63
+    ready = vercel_step.wait_ready(ctx, result.deployment.id)
+    assert fetch(sandbox, f"https://{ready.url}/assets/part-059.txt").text == f"{unique} part 59\n"
+
+
+def test_a_refused_upload_stops_the_others_and_creates_no_deployment(
+    sandbox: SandboxProcess, runner_env: dict[str, str], unique: str, tmp_path: Path
+) -> None:
+    ctx, _ = context(runner_env, FORGE_VERCEL_UPLOADS="4")
+    copy = build(tmp_path, "r", many_files(unique, 40))
+    before = calls(sandbox, "POST", r"^/v2/files$")
+    project = vercel_step.ensure_project(ctx, f"refused-{unique}")
+    sandbox.set_faults(
+        [{"service": "vercel", "method": "POST", "path": r"^/v2/files$", "action": "status",
+          "status": 403, "times": 1}]
+    )  # fmt: skip
+    with pytest.raises(FatalError) as refused:
+        vercel_step.deploy(ctx, project, copy)
+    sandbox.set_faults([])
+    assert refused.value.status == 403
+    assert vercel_resources(sandbox, project.name)["deployments"] == []
+    sent = calls(sandbox, "POST", r"^/v2/files$") - before
+    assert sent < 42  # the uploads not yet started when the refusal came were never sent
