@@ -10,9 +10,7 @@ blindly: the deployment is sent first and only the shas Vercel reports missing a
 
 from __future__ import annotations
 
-import json
 import logging
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +27,7 @@ from runner.providers.vercel import (
     Project,
     VercelClient,
 )
+from runner.steps.vercel_files import deployment_body, framework, upload, uploaded_files
 from runner.workcopy import FileEntry, WorkCopy
 
 log = logging.getLogger("forge.runner.vercel")
@@ -74,9 +73,6 @@ class BuildFailed(StepFailed):
         self.error_message = message
         detail = f"{code}: {message}" if code or message else "no error reported"
         super().__init__(STEP, f"Vercel deployment {deployment_id} ended {state} ({detail})")
-
-
-NOT_UPLOADED = ("supabase/",)
 
 
 def client(ctx: RunContext) -> VercelClient:
@@ -133,48 +129,6 @@ def set_env(ctx: RunContext, project_id: str, values: dict[str, str]) -> list[st
 
 
 # -- deployments -------------------------------------------------------------------------------
-def uploaded_files(copy: WorkCopy) -> list[FileEntry]:
-    """What Vercel gets: the work copy without `supabase/` (migrations are the database's
-    business; the repository keeps them)."""
-    return [f for f in copy.files() if not f.path.startswith(NOT_UPLOADED)]
-
-
-def framework(copy: WorkCopy, files: list[FileEntry]) -> str | None:
-    """`nextjs` when package.json depends on `next`, else None (static / other)."""
-    if not any(f.path == "package.json" for f in files):
-        return None
-    try:
-        package = json.loads(copy.read("package.json"))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    deps: dict[str, Any] = {}
-    for section in ("dependencies", "devDependencies"):
-        if isinstance(package, dict) and isinstance(package.get(section), dict):
-            deps.update(package[section])
-    return "nextjs" if "next" in deps else None
-
-
-def deployment_body(
-    project: VercelProject,
-    files: list[FileEntry],
-    meta: dict[str, str],
-    framework_name: str | None,
-    staged: bool,
-) -> dict[str, Any]:
-    """The `POST /v13/deployments` body: files by sha, production target, no domains if staged."""
-    body: dict[str, Any] = {
-        "name": project.name,
-        "project": project.id,
-        "target": "production",
-        "files": [{"file": f.path, "sha": f.sha1, "size": f.size} for f in files],
-        "projectSettings": {"framework": framework_name},
-        "meta": meta,
-    }
-    if staged:
-        body["autoAssignCustomDomains"] = False  # = `vercel deploy --prod --skip-domain`
-    return body
-
-
 def _intent(ctx: RunContext, copy: WorkCopy, staged: bool) -> dict[str, str]:
     return {
         "forgeDeployId": ctx.settings.run.deploy_id,
@@ -195,28 +149,6 @@ def _reusable(deployment: Deployment | None, intent: dict[str, str], project_id:
         and deployment.target == "production"
         and deployment.ready_state not in FAILED_STATES
     )
-
-
-def upload(ctx: RunContext, vercel: VercelClient, copy: WorkCopy, files: dict[str, str]) -> int:
-    """Upload `files` (sha → path), at most `FORGE_VERCEL_UPLOADS` at once. Uploads are
-    content-addressed, so a retried or repeated one is harmless; the first failure (or a cancel)
-    stops those not started and is raised."""
-
-    def one(sha: str, path: str) -> None:
-        ctx.check_cancelled()
-        vercel.upload_file(sha, copy.read(path))
-
-    workers = max(1, min(ctx.settings.run.vercel_uploads, len(files)))
-    with ThreadPoolExecutor(workers, thread_name_prefix="vercel-upload") as pool:
-        futures = [pool.submit(one, sha, path) for sha, path in files.items()]
-        try:
-            for future in as_completed(futures):
-                future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-    return len(files)
 
 
 def deploy(
@@ -244,7 +176,7 @@ def deploy(
             return _reuse(ctx, reusable, files)
     attempt = 1 + max((int(d.meta.get("forgeAttempt", "0") or 0) for d in ours), default=0)
     meta = {**intent, "forgeAttempt": str(attempt)}
-    body = deployment_body(project, files, meta, framework(copy, files), staged)
+    body = deployment_body(project.name, project.id, files, meta, framework(copy, files), staged)
     paths = {f.sha1: f.path for f in files}
     uploaded = 0
     looked = False
