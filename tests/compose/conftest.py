@@ -31,6 +31,23 @@ from tests.support.clis import REPO
 SERVICES = ("postgres", "sandbox", "dispatcher")
 READY_TIMEOUT_S = 300.0
 
+# Run inside the sandbox container (its admin API answers on that network namespace's loopback
+# only): METHOD PATH, the JSON body on stdin; prints the answer. Token and CA from its state.
+ADMIN_CALL = """
+import json, ssl, sys, urllib.request
+state = "/var/lib/forge-sandbox"
+with open(state + "/sandbox.json") as fh:
+    ident = json.load(fh)
+body = sys.stdin.read().encode() or None
+request = urllib.request.Request(
+    f"https://127.0.0.1:{ident['ports']['apps']}/_admin/{sys.argv[2]}", data=body,
+    method=sys.argv[1], headers={"Authorization": "Bearer " + ident["admin_token"],
+                                 "Content-Type": "application/json"})
+context = ssl.create_default_context(cafile=state + "/tls/ca.pem")
+with urllib.request.urlopen(request, context=context, timeout=30) as response:
+    print(response.read().decode())
+"""
+
 
 @dataclass(frozen=True)
 class Stack:
@@ -45,6 +62,18 @@ class Stack:
         result = subprocess.run([*self.command, *args], capture_output=True, text=True, check=False)
         assert result.returncode == 0, f"docker-compose {' '.join(args)}:\n{result.stderr}"
         return result.stdout
+
+    def sandbox_admin(self, method: str, path: str, body: Any = None) -> Any:
+        """A call to the sandbox's admin API (faults, time scale, resources), from inside it."""
+        result = subprocess.run(
+            [*self.command, "exec", "-T", "sandbox", "python", "-c", ADMIN_CALL, method, path],
+            input="" if body is None else json.dumps(body),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, f"sandbox admin {method} {path}:\n{result.stderr}"
+        return json.loads(result.stdout)
 
     def client(self) -> Client:
         return Client(self.url, self.hook_secret.encode())
