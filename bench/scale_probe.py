@@ -1,0 +1,113 @@
+"""bench/scale.py, the sampler: what the dispatcher process and each runner cost, from /proc.
+
+Every `period_s` it reads the dispatcher's RSS, threads and open fds, and the process tree of
+every runner of ours (the process launcher starts each under `_wrap.py` in a session of its
+own, named by its attempt folder `forge-deploy-<id>-<attempt>`): the sum of the session's RSS
+and of its CPU time (utime + stime + the children it reaped). Per runner it keeps the peaks;
+CPU seconds are the last (largest) sum seen, a lower bound by at most one period.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_TICK = os.sysconf("SC_CLK_TCK")
+_PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+_ATTEMPT = re.compile(r"forge-deploy-(\S+)-(\d+)")
+
+
+@dataclass
+class HostSample:
+    t: float
+    rss_mb: float
+    threads: int
+    fds: int
+
+
+@dataclass
+class RunnerCost:
+    peak_rss_mb: float = 0.0
+    cpu_s: float = 0.0
+    processes_peak: int = 0
+
+
+def _stat(pid: str) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()  # fields from 3 (state) on
+
+
+def host_sample(pid: int) -> HostSample | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        fds = sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return None
+    values = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    rss_kb = int(values["VmRSS"].split()[0])
+    return HostSample(time.time(), rss_kb / 1024, int(values["Threads"]), fds)
+
+
+@dataclass
+class Sampler:
+    host_pid: int
+    state_dir: str  # the process launcher's runs folder: only wrappers under it are ours
+    period_s: float = 0.25
+    host: list[HostSample] = field(default_factory=list)
+    runners: dict[str, RunnerCost] = field(default_factory=dict)  # "<deployment>-<attempt>"
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.period_s):
+            sample = host_sample(self.host_pid)
+            if sample is not None:
+                self.host.append(sample)
+            self._runners()
+
+    def _runners(self) -> None:
+        sessions: dict[str, str] = {}  # session id (the wrapper's pid) -> attempt key
+        by_session: dict[str, list[list[str]]] = {}
+        for entry in Path("/proc").iterdir():
+            pid = entry.name
+            if not pid.isdigit():
+                continue
+            fields = _stat(pid)
+            if fields is None:
+                continue
+            by_session.setdefault(fields[3], []).append(fields)
+            if fields[3] == pid:  # a session leader: is it one of our wrappers?
+                try:
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                except OSError:
+                    continue
+                match = _ATTEMPT.search(cmd)
+                if "_wrap.py" in cmd and self.state_dir in cmd and match:
+                    sessions[pid] = f"{match.group(1)}-{match.group(2)}"
+        for sid, key in sessions.items():
+            members = by_session.get(sid, [])
+            rss = sum(int(f[21]) for f in members) * _PAGE_KB / 1024
+            cpu = sum(sum(int(x) for x in f[11:15]) for f in members) / _TICK
+            cost = self.runners.setdefault(key, RunnerCost())
+            cost.peak_rss_mb = max(cost.peak_rss_mb, rss)
+            cost.cpu_s = max(cost.cpu_s, cpu)
+            cost.processes_peak = max(cost.processes_peak, len(members))
+
+    def host_between(self, start: float, end: float) -> list[HostSample]:
+        return [s for s in self.host if start <= s.t <= end]
