@@ -120,12 +120,14 @@ def load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def deploy_parts(args: argparse.Namespace, root: Path, sandbox: dict[str, str]) -> dict[str, Any]:
+def deploy_parts(
+    args: argparse.Namespace, root: Path, sandbox: dict[str, str], sandbox_pid: int
+) -> dict[str, Any]:
     secret = secrets.token_urlsafe(32)
     env = host_env(root, sandbox, secret, args.launcher)
     builds = root / "builds"
     builds.mkdir(exist_ok=True)
-    with Host(env, root / "probe.json", secret) as host:
+    with Host(env, root / "probe.json", secret, {"sandbox": sandbox_pid}) as host:
         time.sleep(2.0)
         idle = host.sampler.host[-1]
         report: dict[str, Any] = {
@@ -140,10 +142,12 @@ def deploy_parts(args: argparse.Namespace, root: Path, sandbox: dict[str, str]) 
                     round_of(host, builds, EXAMPLE, n, f"s{tag}-{n}-{r}", load(), args.pyspy)
                 )
                 print(f"N={n}: {report['rounds'][-1]['summary']}", file=sys.stderr, flush=True)
-        if args.watchers:
-            report["fanout"] = fanout(
-                host, builds, EXAMPLE, args.watchers, args.fanout_deploys, f"f{tag}", load()
-            )
+        report["fanout"] = [
+            fanout(host, builds, EXAMPLE, args.watchers, others, f"f{tag}-{others}", load(),
+                   pyspy=args.pyspy if others else None)
+            for others in sorted({0, args.fanout_deploys})
+            if args.watchers
+        ]  # fmt: skip
         report["runners"] = host.runner_costs()
     return report
 
@@ -203,7 +207,7 @@ def main() -> None:
         if not args.skip_deploys:
             state = root / "sandbox"
             sandbox = start_sandbox(state, args.scale, f"{base}/postgres")
-            report["deploys"] = deploy_parts(args, root, sandbox_env(state))
+            report["deploys"] = deploy_parts(args, root, sandbox_env(state), sandbox.pid)
         report["storage"] = storage_parts(root, base, args.quick)
         print_report(report)
         write_results(report, REPO / "bench" / "results", started)

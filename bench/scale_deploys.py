@@ -36,8 +36,11 @@ def pct(values: list[float], q: float) -> float:
 class Host:
     """bench/scale_host.py running, its client and its sampler."""
 
-    def __init__(self, env: dict[str, str], probe: Path, secret: str) -> None:
+    def __init__(
+        self, env: dict[str, str], probe: Path, secret: str, watched: dict[str, int]
+    ) -> None:
         self.env = env
+        self.watched = watched
         self.probe = probe
         self.secret = secret
         self.state_dir = Path(env["FORGE_STATE_DIR"])
@@ -58,7 +61,7 @@ class Host:
         info = json.loads(line)
         self.url, self.pid = info["url"], info["pid"]
         self.client = Client(self.url, self.secret.encode(), timeout_s=120)
-        self.sampler = Sampler(self.pid, str(self.state_dir / "runs"))
+        self.sampler = Sampler(self.pid, str(self.state_dir / "runs"), self.watched)
         self.sampler.start()
         return self
 
@@ -73,17 +76,25 @@ class Host:
             self.process.terminate()
             self.process.wait(timeout=60)
 
+    def _probe(self) -> dict[str, Any]:
+        """Ask the dispatcher for its probe file (SIGUSR1) and read it once it is new."""
+        old = self.probe.stat().st_mtime_ns if self.probe.exists() else 0
+        assert self.process is not None
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.probe.exists() and self.probe.stat().st_mtime_ns != old:
+                data: dict[str, Any] = json.loads(self.probe.read_text())
+                return data
+            time.sleep(0.05)
+        raise SystemExit("the dispatcher did not write its probe file")
+
     def calls(self) -> dict[str, list[float]]:
-        try:
-            calls: dict[str, list[float]] = json.loads(self.probe.read_text())["calls"]
-        except (OSError, ValueError):
-            return {}
+        calls: dict[str, list[float]] = self._probe()["calls"]
         return calls
 
     def published(self) -> dict[tuple[str, int], float]:
-        time.sleep(1.5)  # the probe file is written every second
-        data = json.loads(self.probe.read_text())
-        return {(dep, eid): t for dep, eid, t in data["published"]}
+        return {(dep, eid): t for dep, eid, t in self._probe()["published"]}
 
     def runner_costs(self) -> dict[str, Any]:
         costs = list(self.sampler.runners.values())
@@ -96,7 +107,21 @@ class Host:
             "cpu_s_p50": statistics.median(cpu) if cpu else math.nan,
             "cpu_s_mean": statistics.fmean(cpu) if cpu else math.nan,
             "processes_peak_max": max((c.processes_peak for c in costs), default=0),
+            "cpu_s_by_command": {
+                k: round(v, 2) for k, v in list(self.sampler.command_cpu().items())[:12]
+            },
         }
+
+    def cpu(self, outs: list[dict[str, Any]], start: float, end: float) -> dict[str, float]:
+        """CPU seconds spent during [start, end]: the dispatcher, the sandbox, the machine (all
+        processes, other engineers' included) and these deploys' runners."""
+        spent = self.sampler.cpu_between(start, end)
+        runners = self.sampler.runners
+        spent["runners"] = sum(
+            runners[key].cpu_s for o in outs if (key := f"{o.get('id')}-1") in runners
+        )
+        spent["capacity"] = (end - start) * (os.cpu_count() or 1)
+        return {k: round(v, 2) for k, v in spent.items()}
 
 
 def calls_per_s(before: dict[str, list[float]], after: dict[str, list[float]], secs: float) -> Any:
@@ -185,13 +210,22 @@ def round_of(
             "fds": max((s.fds for s in samples), default=0),
         },
         "store_calls": calls_per_s(before, host.calls(), end - start),
+        "cpu_s": host.cpu(outs, start, end),
         "summary": f"{summary['live']}/{n} live, p50 {summary['p50_s']:.2f} s, "
         f"p95 {summary['p95_s']:.2f} s, wall {end - start:.1f} s",
     }
 
 
 def fanout(
-    host: Host, builds: Path, example: Path, watchers: int, others: int, tag: str, load: float
+    host: Host,
+    builds: Path,
+    example: Path,
+    watchers: int,
+    others: int,
+    tag: str,
+    load: float,
+    processes: int = 4,
+    pyspy: Path | None = None,
 ) -> dict[str, Any]:
     """`watchers` SSE watchers on one deploy, `others` deploys running beside it."""
     secret_file = host.state_dir / "hook-secret"
@@ -203,21 +237,44 @@ def fanout(
     before = host.calls()
     start = time.time()
     target = host.client.submit(f"bench:{target_name}", target_name, str(target_build))
-    out_file = host.state_dir / "watchers.json"
-    proc = subprocess.Popen(
-        [sys.executable, str(BENCH / "scale_watchers.py"), "--url", host.url,
-         "--secret-file", str(secret_file), "--deployment", target["id"],
-         "--watchers", str(watchers), "--out", str(out_file)],
-        stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(BENCH.parent)},
-    )  # fmt: skip
-    assert proc.stdout is not None
-    connected = json.loads(proc.stdout.readline())
+    procs = []
+    for p in range(processes):
+        out_file = host.state_dir / f"watchers-{tag}-{p}.json"
+        share = watchers // processes + (1 if p < watchers % processes else 0)
+        procs.append((out_file, subprocess.Popen(
+            [sys.executable, str(BENCH / "scale_watchers.py"), "--url", host.url,
+             "--secret-file", str(secret_file), "--deployment", target["id"],
+             "--watchers", str(share), "--out", str(out_file)],
+            stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(BENCH.parent)},
+        )))  # fmt: skip
+    connected = {"connected": 0, "at": 0.0}
+    for _, proc in procs:
+        assert proc.stdout is not None
+        line = json.loads(proc.stdout.readline())
+        connected = {"connected": connected["connected"] + line["connected"],
+                     "at": max(connected["at"], line["at"])}  # fmt: skip
+    profiler = None
+    if pyspy is not None:
+        profiler = subprocess.Popen(
+            [str(pyspy), "record", "--pid", str(host.pid), "--rate", "50", "--format", "raw",
+             "--output", str(BENCH / "results" / f"pyspy-fanout-{tag}.txt"), "--nonblocking",
+             "--threads", "--gil"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
     outs = deploy_all(host, builds, example, [f"{tag}-{i}" for i in range(others)])
-    proc.wait(timeout=1800)
+    records: list[dict[str, Any]] = []
+    watcher_cpu = 0.0
+    for out_file, proc in procs:
+        proc.wait(timeout=1800)
+        data = json.loads(out_file.read_text())
+        records.extend(data["watchers"])
+        watcher_cpu += data["cpu_s"]
     end = time.time()
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(timeout=60)
     stored = [e["id"] for e in host.client.events(target["id"], follow=False)]
     published = host.published()
-    records = json.loads(out_file.read_text())["watchers"]
     exact = lost = doubled = 0
     delays: list[float] = []
     for rec in records:
@@ -248,5 +305,12 @@ def fanout(
         "delay_max_ms": max(delays, default=math.nan) * 1e3,
         "load_1min": load,
         "store_calls": calls_per_s(before, host.calls(), end - start),
-        "others_p50_s": summarize(outs, start, end)["p50_s"],
+        "others_p50_s": summarize(outs, start, end)["p50_s"] if outs else math.nan,
+        "watcher_processes": processes,
+        "watcher_cpu_s": round(watcher_cpu, 2),
+        "wall_s": round(end - start, 2),
+        "cpu_s": host.cpu(outs, start, end),
+        "host_peak_threads": max(
+            (s.threads for s in host.sampler.host_between(start, end)), default=0
+        ),
     }

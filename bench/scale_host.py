@@ -8,7 +8,7 @@ change nothing it does:
   watchers' receive times give the store -> watcher delay;
 - a store proxy counting calls and time per method (who polls the store, and how often).
 
-Prints one JSON line `{"url": ..., "pid": ...}` once the API answers. Every second, and on
+Prints one JSON line `{"url": ..., "pid": ...}` once the API answers. On SIGUSR1, and on
 SIGTERM before it exits, it writes `{"calls": {...}, "published": [[dep, id, t], ...]}` to the
 file named by --probe (atomically).
 
@@ -90,8 +90,10 @@ def write_probe(path: Path, store: CountingStore, hub: ProbeHub) -> None:
     tmp.replace(path)
 
 
-def every(seconds: float, stop: threading.Event, action: Callable[[], None]) -> None:
-    while not stop.wait(seconds):
+def on_request(asked: threading.Event, action: Callable[[], None]) -> None:
+    while True:
+        asked.wait()
+        asked.clear()
         action()
 
 
@@ -115,7 +117,8 @@ def main() -> None:
         app, host="127.0.0.1", port=port, log_level="warning", access_log=False, backlog=4096
     )
     server = uvicorn.Server(config)
-    stop = threading.Event()
+    asked = threading.Event()
+    signal.signal(signal.SIGUSR1, lambda *_: asked.set())
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
     thread = threading.Thread(target=server.run, name="api", daemon=True)
     dispatcher.start()
@@ -126,11 +129,10 @@ def main() -> None:
         time.sleep(0.02)
     print(json.dumps({"url": f"http://127.0.0.1:{port}", "pid": os.getpid()}), flush=True)
     probe = threading.Thread(
-        target=every, args=(1.0, stop, lambda: write_probe(args.probe, store, hub)), daemon=True
+        target=on_request, args=(asked, lambda: write_probe(args.probe, store, hub)), daemon=True
     )
     probe.start()
     thread.join()
-    stop.set()
     dispatcher.stop()
     write_probe(args.probe, store, hub)
     real.close()

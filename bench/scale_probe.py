@@ -4,7 +4,9 @@ Every `period_s` it reads the dispatcher's RSS, threads and open fds, and the pr
 every runner of ours (the process launcher starts each under `_wrap.py` in a session of its
 own, named by its attempt folder `forge-deploy-<id>-<attempt>`): the sum of the session's RSS
 and of its CPU time (utime + stime + the children it reaped). Per runner it keeps the peaks;
-CPU seconds are the last (largest) sum seen, a lower bound by at most one period.
+CPU seconds are the last (largest) sum seen, a lower bound by at most one period. It also
+keeps the CPU time of named processes (the dispatcher, the sandbox), of the whole machine
+(/proc/stat), and each runner process's own CPU by command name (what in a runner costs).
 """
 
 from __future__ import annotations
@@ -27,6 +29,21 @@ class HostSample:
     rss_mb: float
     threads: int
     fds: int
+    cpu: dict[str, float] = field(default_factory=dict)  # name -> CPU seconds so far
+
+
+def cpu_of(pid: int, children: bool = False) -> float:
+    """CPU seconds of the process (with `children`: and of the children it reaped)."""
+    fields = _stat(str(pid))
+    if fields is None:
+        return 0.0
+    return sum(int(x) for x in fields[11 : 15 if children else 13]) / _TICK
+
+
+def machine_busy() -> float:
+    """CPU seconds the machine spent not idle since boot, all CPUs."""
+    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values[:8]) - values[3] - values[4]) / _TICK
 
 
 @dataclass
@@ -37,6 +54,7 @@ class RunnerCost:
 
 
 def _stat(pid: str) -> list[str] | None:
+    """/proc/<pid>/stat from field 3 (state) on."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -59,7 +77,9 @@ def host_sample(pid: int) -> HostSample | None:
 class Sampler:
     host_pid: int
     state_dir: str  # the process launcher's runs folder: only wrappers under it are ours
+    watched: dict[str, int] = field(default_factory=dict)  # name -> pid, CPU time kept
     period_s: float = 0.25
+    by_command: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
     host: list[HostSample] = field(default_factory=list)
     runners: dict[str, RunnerCost] = field(default_factory=dict)  # "<deployment>-<attempt>"
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -78,23 +98,29 @@ class Sampler:
         while not self._stop.wait(self.period_s):
             sample = host_sample(self.host_pid)
             if sample is not None:
+                sample.cpu = {name: cpu_of(p, True) for name, p in self.watched.items()}
+                sample.cpu["dispatcher"] = cpu_of(self.host_pid)
+                sample.cpu["machine"] = machine_busy()
                 self.host.append(sample)
             self._runners()
 
     def _runners(self) -> None:
         sessions: dict[str, str] = {}  # session id (the wrapper's pid) -> attempt key
-        by_session: dict[str, list[list[str]]] = {}
+        by_session: dict[str, list[tuple[str, str, list[str]]]] = {}  # (pid, comm, fields)
         for entry in Path("/proc").iterdir():
             pid = entry.name
             if not pid.isdigit():
                 continue
-            fields = _stat(pid)
-            if fields is None:
+            try:
+                text = (entry / "stat").read_text()
+            except OSError:
                 continue
-            by_session.setdefault(fields[3], []).append(fields)
+            comm = text.split("(", 1)[1].rsplit(")", 1)[0]
+            fields = text.rsplit(")", 1)[1].split()  # from field 3 (state) on
+            by_session.setdefault(fields[3], []).append((pid, comm, fields))
             if fields[3] == pid:  # a session leader: is it one of our wrappers?
                 try:
-                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                    cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
                 except OSError:
                     continue
                 match = _ATTEMPT.search(cmd)
@@ -102,12 +128,30 @@ class Sampler:
                     sessions[pid] = f"{match.group(1)}-{match.group(2)}"
         for sid, key in sessions.items():
             members = by_session.get(sid, [])
-            rss = sum(int(f[21]) for f in members) * _PAGE_KB / 1024
-            cpu = sum(sum(int(x) for x in f[11:15]) for f in members) / _TICK
+            rss = sum(int(f[21]) for _, _, f in members) * _PAGE_KB / 1024
+            cpu = sum(sum(int(x) for x in f[11:15]) for _, _, f in members) / _TICK
             cost = self.runners.setdefault(key, RunnerCost())
             cost.peak_rss_mb = max(cost.peak_rss_mb, rss)
             cost.cpu_s = max(cost.cpu_s, cpu)
             cost.processes_peak = max(cost.processes_peak, len(members))
+            for pid, comm, f in members:  # each process's own CPU (children not included)
+                own = (int(f[11]) + int(f[12])) / _TICK
+                self.by_command[(pid, f[19])] = (comm, own)
+
+    def command_cpu(self) -> dict[str, float]:
+        """CPU seconds of the runners' processes by command name, all runners (lower bound:
+        a process that lived less than one period is missed)."""
+        out: dict[str, float] = {}
+        for comm, own in self.by_command.values():
+            out[comm] = out.get(comm, 0.0) + own
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+    def cpu_between(self, start: float, end: float) -> dict[str, float]:
+        inside = self.host_between(start, end)
+        if len(inside) < 2:
+            return {}
+        first, last = inside[0], inside[-1]
+        return {k: last.cpu[k] - first.cpu.get(k, 0.0) for k in last.cpu}
 
     def host_between(self, start: float, end: float) -> list[HostSample]:
         return [s for s in self.host if start <= s.t <= end]

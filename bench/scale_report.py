@@ -30,11 +30,31 @@ def by_n(rounds: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
             threads=max(r["host_peak"]["threads"] for r in row["rounds"]),
             fds=max(r["host_peak"]["fds"] for r in row["rounds"]),
             load=row["rounds"][0]["load_1min"],
+            **cpu_row(row["rounds"]),
         )
     base = rows[min(rows)]["p50_s"] if rows else math.nan
     for row in rows.values():
         row["ratio"] = row["p50_s"] / base
     return dict(sorted(rows.items()))
+
+
+def cpu_row(rounds: list[dict[str, Any]]) -> dict[str, float]:
+    """CPU during the rounds: the dispatcher's and the sandbox's share of one core, the
+    runners' CPU seconds per deploy, and how busy the whole machine was (all its CPUs)."""
+    total: dict[str, float] = {}
+    for r in rounds:
+        for k, v in r.get("cpu_s", {}).items():
+            total[k] = total.get(k, 0.0) + v
+    wall = sum(r["wall_s"] for r in rounds)
+    if not total or not wall:
+        return {"disp_pct": math.nan, "sandbox_pct": math.nan, "runner_cpu_s": math.nan,
+                "busy_pct": math.nan}  # fmt: skip
+    return {
+        "disp_pct": 100 * total.get("dispatcher", math.nan) / wall,
+        "sandbox_pct": 100 * total.get("sandbox", math.nan) / wall,
+        "runner_cpu_s": total["runners"] / sum(r["n"] for r in rounds),
+        "busy_pct": 100 * total.get("machine", math.nan) / total["capacity"],
+    }
 
 
 def slopes(rows: dict[int, dict[str, Any]]) -> dict[str, float]:
@@ -57,14 +77,21 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"\n1-2. concurrent deploys, realistic profile x {report['scale']} (critical path "
               f"{critical:.1f} s), launcher {report['launcher']}")  # fmt: skip
         print(f"{'N':>3} {'live':>7} {'dep/min':>8} {'p50 s':>7} {'p95 s':>7} {'p50/p50(1)':>10}"
-              f" {'RSS MB':>7} {'threads':>7} {'fds':>5} {'load':>5}")  # fmt: skip
+              f" {'RSS MB':>7} {'threads':>7} {'fds':>5} {'load':>5} {'disp%':>6} {'sbx%':>5}"
+              f" {'run s':>6} {'busy%':>6}")  # fmt: skip
         idle = deploys["idle"]
         print(f"{'0':>3} {'':>7} {'':>8} {'':>7} {'':>7} {'':>10} {idle['rss_mb']:7.1f}"
               f" {idle['threads']:7d} {idle['fds']:5d}")  # fmt: skip
         for n, r in rows.items():
             print(f"{n:3d} {r['live']:3d}/{r['deploys']:<3d} {r['deploys_per_min']:8.1f}"
                   f" {r['p50_s']:7.2f} {r['p95_s']:7.2f} {r['ratio']:10.3f} {r['rss_mb']:7.1f}"
-                  f" {r['threads']:7d} {r['fds']:5d} {r['load']:5.2f}")  # fmt: skip
+                  f" {r['threads']:7d} {r['fds']:5d} {r['load']:5.2f} {r['disp_pct']:6.1f}"
+                  f" {r['sandbox_pct']:5.1f} {r['runner_cpu_s']:6.2f}"
+                  f" {r['busy_pct']:6.1f}")  # fmt: skip
+        print(
+            "   disp%/sbx%: dispatcher/sandbox CPU, % of one core; run s: runner CPU s per "
+            "deploy; busy%: the whole machine (all CPUs, other users included)"
+        )
         s = slopes(rows)
         if s:
             print(f"   per running deploy (slope over N): {s['rss_mb']:.2f} MB RSS, "
@@ -78,8 +105,9 @@ def print_report(report: dict[str, Any]) -> None:
               f"{c['peak_rss_mb_p50']:.0f} MB (max {c['peak_rss_mb_max']:.0f}), CPU "
               f"{c['cpu_s_p50']:.2f} s p50 ({c['cpu_s_mean']:.2f} mean), "
               f"<= {c['processes_peak_max']} processes")  # fmt: skip
-        f = deploys.get("fanout")
-        if f:
+        print("   runner CPU s by command (all deploys, lower bound): " + ", ".join(
+            f"{k} {v:.1f}" for k, v in c.get("cpu_s_by_command", {}).items()))  # fmt: skip
+        for f in deploys.get("fanout", []):
             print(f"\n3. SSE fan-out: {f['watchers']} watchers on one deploy + {f['others']} "
                   f"deploys ({f['others_live']} live); connected {f['connected']} in "
                   f"{f['connect_s']:.1f} s")  # fmt: skip
@@ -90,6 +118,12 @@ def print_report(report: dict[str, Any]) -> None:
                   f"{f['delay_p50_ms']:.0f} ms, p99 {f['delay_p99_ms']:.0f} ms, max "
                   f"{f['delay_max_ms']:.0f} ms; the deploys beside it: p50 "
                   f"{f['others_p50_s']:.2f} s")  # fmt: skip
+            cpu = f["cpu_s"]
+            print(f"   CPU over {f['wall_s']:.0f} s: dispatcher {cpu.get('dispatcher', 0):.1f} s, "
+                  f"sandbox {cpu.get('sandbox', 0):.1f} s, {f['watcher_processes']} watcher "
+                  f"processes {f['watcher_cpu_s']:.1f} s, machine {cpu.get('machine', 0):.1f} of "
+                  f"{cpu.get('capacity', 0):.0f} s; dispatcher threads peak "
+                  f"{f['host_peak_threads']}")  # fmt: skip
     storage = report["storage"]
     print("\n4. ingest, 10k runner lines (events/s)   5. claim, 1,000 queued (ms per claim)")
     print(f"{'store':11} {'append_events':>13} {'Ingestor':>9} {'target':>7}   {'p50':>6}"

@@ -3,7 +3,9 @@
 Each watcher is one signed `GET /v1/deployments/{id}/events` (Server-Sent Events) on its own
 connection, read to its end. Prints `{"connected": N, "at": t}` once every watcher has its
 response headers, then, when every stream has ended, writes to --out one JSON document:
-`{"watchers": [{"connected": t, "events": [[id, type, t_received], ...], "error": str|null}]}`.
+`{"watchers": [{"connected": t, "events": [[id, type, t_received], ...], "error": str|null}],
+"cpu_s": this process's CPU seconds}` (a watcher process near 100 % CPU would delay what it
+measures: bench/scale.py spreads the watchers over several processes and reports their CPU).
 
     python bench/scale_watchers.py --url URL --secret-file F --deployment ID --watchers 500 --out F
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -92,7 +95,8 @@ async def run(args: argparse.Namespace) -> None:
         await connected.wait()
         print(json.dumps({"connected": count[0], "at": time.time()}), flush=True)
         await asyncio.gather(*tasks)
-    args.out.write_text(json.dumps({"watchers": records}))
+    cpu = sum(os.times()[:2])
+    args.out.write_text(json.dumps({"watchers": records, "cpu_s": cpu}))
 
 
 def main() -> None:
