@@ -47,6 +47,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,10 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "hello-app"
 
 
-def start_sandbox(state: Path, scale: float, postgres_url: str) -> subprocess.Popen[bytes]:
+def start_sandbox(
+    state: Path, scale: float, postgres_url: str
+) -> tuple[subprocess.Popen[bytes], Callable[[float], None]]:
+    """The sandbox, and a function that changes its time scale live."""
     state.mkdir(parents=True)
     state.chmod(0o755)
     process = subprocess.Popen(
@@ -83,7 +87,17 @@ def start_sandbox(state: Path, scale: float, postgres_url: str) -> subprocess.Po
         verify=info["ca_file"],
         timeout=30,
     ).raise_for_status()
-    return process
+
+    def set_scale(value: float) -> None:
+        requests.put(
+            f"{info['admin']['url']}/time-scale",
+            json={"scale": value},
+            headers={"Authorization": f"Bearer {info['admin']['token']}"},
+            verify=info["ca_file"],
+            timeout=30,
+        ).raise_for_status()
+
+    return process, set_scale
 
 
 def sandbox_env(state: Path) -> dict[str, str]:
@@ -121,7 +135,11 @@ def load() -> float:
 
 
 def deploy_parts(
-    args: argparse.Namespace, root: Path, sandbox: dict[str, str], sandbox_pid: int
+    args: argparse.Namespace,
+    root: Path,
+    sandbox: dict[str, str],
+    sandbox_pid: int,
+    set_scale: Callable[[float], None],
 ) -> dict[str, Any]:
     secret = secrets.token_urlsafe(32)
     env = host_env(root, sandbox, secret, args.launcher)
@@ -144,7 +162,7 @@ def deploy_parts(
                 print(f"N={n}: {report['rounds'][-1]['summary']}", file=sys.stderr, flush=True)
         report["fanout"] = [
             fanout(host, builds, EXAMPLE, args.watchers, others, f"f{tag}-{others}", load(),
-                   pyspy=args.pyspy if others else None)
+                   args.scale, set_scale, pyspy=args.pyspy if others else None)
             for others in sorted({0, args.fanout_deploys})
             if args.watchers
         ]  # fmt: skip
@@ -206,8 +224,8 @@ def main() -> None:
         base = f"postgresql://postgres:{password}@127.0.0.1:{server.port}"
         if not args.skip_deploys:
             state = root / "sandbox"
-            sandbox = start_sandbox(state, args.scale, f"{base}/postgres")
-            report["deploys"] = deploy_parts(args, root, sandbox_env(state), sandbox.pid)
+            sandbox, set_scale = start_sandbox(state, args.scale, f"{base}/postgres")
+            report["deploys"] = deploy_parts(args, root, sandbox_env(state), sandbox.pid, set_scale)
         report["storage"] = storage_parts(root, base, args.quick)
         print_report(report)
         write_results(report, REPO / "bench" / "results", started)

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -45,6 +46,7 @@ class Host:
         self.secret = secret
         self.state_dir = Path(env["FORGE_STATE_DIR"])
         self.process: subprocess.Popen[bytes] | None = None
+        self.ids: set[str] = set()  # the deployments submitted through this host
 
     def __enter__(self) -> Host:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -97,7 +99,8 @@ class Host:
         return {(dep, eid): t for dep, eid, t in self._probe()["published"]}
 
     def runner_costs(self) -> dict[str, Any]:
-        costs = list(self.sampler.runners.values())
+        ours = {f"{i}-1" for i in self.ids}  # not another engineer's container
+        costs = [c for k, c in self.sampler.runners.items() if k in ours]
         rss = [c.peak_rss_mb for c in costs]
         cpu = [c.cpu_s for c in costs]
         return {
@@ -135,12 +138,13 @@ def calls_per_s(before: dict[str, list[float]], after: dict[str, list[float]], s
     }
 
 
-def one_deploy(client: Client, build: Path, name: str, out: dict[str, Any]) -> None:
+def one_deploy(client: Client, build: Path, name: str, out: dict[str, Any], ids: set[str]) -> None:
     """Submit, follow the JSON-lines stream to its end; note submit and the `live` event."""
     out["submitted"] = time.time()
     try:
         dep = client.submit(f"bench:{name}", name, str(build))
         out["id"] = dep["id"]
+        ids.add(dep["id"])
         for event in client.events(dep["id"], follow=True):
             if event["type"] == "status" and event["payload"].get("status") == "live":
                 out["live"] = time.time()
@@ -157,7 +161,9 @@ def deploy_all(host: Host, builds: Path, example: Path, names: list[str]) -> lis
         build = builds / name
         if not build.exists():
             shutil.copytree(example, build, symlinks=True)
-        threads.append(threading.Thread(target=one_deploy, args=(host.client, build, name, out)))
+        threads.append(
+            threading.Thread(target=one_deploy, args=(host.client, build, name, out, host.ids))
+        )
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -224,6 +230,8 @@ def fanout(
     others: int,
     tag: str,
     load: float,
+    scale: float,
+    set_scale: Callable[[float], None],
     processes: int = 4,
     pyspy: Path | None = None,
 ) -> dict[str, Any]:
@@ -236,7 +244,16 @@ def fanout(
     shutil.copytree(example, target_build, symlinks=True)
     before = host.calls()
     start = time.time()
-    target = host.client.submit(f"bench:{target_name}", target_name, str(target_build))
+    # The watched deploy waits in the queue behind another deploy of its project (another app
+    # name: no resource shared) until every watcher is connected; that one is made slow (its
+    # Supabase project created while the sandbox's time runs x500) and is then cancelled, and
+    # the watched one starts: all its events are published live.
+    client = host.client
+    set_scale(500 * scale)
+    blocker = client.submit(f"bench:{target_name}", f"{target_name}-blocker", str(target_build))
+    target = client.submit(f"bench:{target_name}", target_name, str(target_build))
+    host.ids.add(blocker["id"])
+    host.ids.add(target["id"])
     procs = []
     for p in range(processes):
         out_file = host.state_dir / f"watchers-{tag}-{p}.json"
@@ -253,6 +270,15 @@ def fanout(
         line = json.loads(proc.stdout.readline())
         connected = {"connected": connected["connected"] + line["connected"],
                      "at": max(connected["at"], line["at"])}  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(
+        e["type"] == "checkpoint" and e["payload"].get("key") == "supabase.ref"
+        for e in client.events(blocker["id"], follow=False)
+    ):
+        time.sleep(0.5)
+    set_scale(scale)
+    client.action(blocker["id"], "cancel")
+    queued_until_connected = client.get(target["id"])["status"] == "queued"
     profiler = None
     if pyspy is not None:
         profiler = subprocess.Popen(
@@ -277,6 +303,8 @@ def fanout(
     published = host.published()
     exact = lost = doubled = 0
     delays: list[float] = []
+    per_event: dict[int, list[float]] = {}
+    kinds = {e[0]: e[1] for rec in records for e in rec["events"]}
     for rec in records:
         ids = [e[0] for e in rec["events"]]
         counts = Counter(ids)
@@ -285,10 +313,12 @@ def fanout(
         exact += ids == stored and rec["error"] is None
         for eid, _, received in rec["events"]:
             sent = published.get((target["id"], eid))
-            if sent is not None and sent > connected["at"]:
+            if sent is not None and rec["connected"] and sent > rec["connected"]:
                 delays.append(received - sent)
+                per_event.setdefault(eid, []).append(received - sent)
     return {
         "watchers": watchers,
+        "queued_until_connected": queued_until_connected,
         "connected": connected["connected"],
         "connect_s": connected["at"] - start,
         "others": others,
@@ -303,6 +333,16 @@ def fanout(
         "delay_p50_ms": pct(delays, 0.5) * 1e3,
         "delay_p99_ms": pct(delays, 0.99) * 1e3,
         "delay_max_ms": max(delays, default=math.nan) * 1e3,
+        # per event: (type, the first watcher's delay, the median, the last watcher's), ms
+        "delay_by_event_ms": {
+            eid: [
+                kinds.get(eid),
+                round(min(d) * 1e3),
+                round(statistics.median(d) * 1e3),
+                round(max(d) * 1e3),
+            ]
+            for eid, d in sorted(per_event.items())
+        },
         "load_1min": load,
         "store_calls": calls_per_s(before, host.calls(), end - start),
         "others_p50_s": summarize(outs, start, end)["p50_s"] if outs else math.nan,

@@ -82,6 +82,7 @@ class Sampler:
     by_command: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
     host: list[HostSample] = field(default_factory=list)
     runners: dict[str, RunnerCost] = field(default_factory=dict)  # "<deployment>-<attempt>"
+    _names: dict[str, str | None] = field(default_factory=dict)  # container id -> runner key
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -103,6 +104,7 @@ class Sampler:
                 sample.cpu["machine"] = machine_busy()
                 self.host.append(sample)
             self._runners()
+            self._containers()
 
     def _runners(self) -> None:
         sessions: dict[str, str] = {}  # session id (the wrapper's pid) -> attempt key
@@ -137,6 +139,40 @@ class Sampler:
             for pid, comm, f in members:  # each process's own CPU (children not included)
                 own = (int(f[11]) + int(f[12])) / _TICK
                 self.by_command[(pid, f[19])] = (comm, own)
+
+    def _containers(self) -> None:
+        """The Docker launcher's runners: each container's cgroup (v1, cgroupfs driver), peak
+        memory (page cache and its tmpfs included) and CPU; ours by name, looked up once."""
+        root = Path("/sys/fs/cgroup/memory/docker")
+        if not root.is_dir():
+            return
+        for entry in root.iterdir():
+            cid = entry.name
+            if len(cid) != 64:
+                continue
+            if cid not in self._names:
+                self._names[cid] = self._container_key(cid)
+            key = self._names[cid]
+            if key is None:
+                continue
+            try:
+                peak = int((entry / "memory.max_usage_in_bytes").read_text())
+                cpu = int(Path(f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage").read_text())
+            except (OSError, ValueError):
+                continue
+            cost = self.runners.setdefault(key, RunnerCost())
+            cost.peak_rss_mb = max(cost.peak_rss_mb, peak / 2**20)
+            cost.cpu_s = max(cost.cpu_s, cpu / 1e9)
+
+    def _container_key(self, cid: str) -> str | None:
+        import docker
+
+        try:
+            name = str(docker.from_env().containers.get(cid).name)
+        except docker.errors.DockerException:
+            return None
+        match = _ATTEMPT.fullmatch(name)
+        return f"{match.group(1)}-{match.group(2)}" if match else None
 
     def command_cpu(self) -> dict[str, float]:
         """CPU seconds of the runners' processes by command name, all runners (lower bound:

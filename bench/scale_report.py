@@ -110,11 +110,13 @@ def print_report(report: dict[str, Any]) -> None:
         for f in deploys.get("fanout", []):
             print(f"\n3. SSE fan-out: {f['watchers']} watchers on one deploy + {f['others']} "
                   f"deploys ({f['others_live']} live); connected {f['connected']} in "
-                  f"{f['connect_s']:.1f} s")  # fmt: skip
+                  f"{f['connect_s']:.1f} s (the watched deploy queued until then: "
+                  f"{f['queued_until_connected']})")  # fmt: skip
             print(f"   {f['events']} events; watchers with every event exactly once, in order: "
                   f"{f['watchers_exact']}/{f['watchers']}; lost {f['lost']}, doubled "
                   f"{f['doubled']}; errors {f['errors']}")  # fmt: skip
-            print(f"   store -> watcher ({f['delays_measured']} deliveries): p50 "
+            print(f"   store -> watcher ({f['delays_measured']} deliveries published after the "
+                  f"watcher connected): p50 "
                   f"{f['delay_p50_ms']:.0f} ms, p99 {f['delay_p99_ms']:.0f} ms, max "
                   f"{f['delay_max_ms']:.0f} ms; the deploys beside it: p50 "
                   f"{f['others_p50_s']:.2f} s")  # fmt: skip
