@@ -3,9 +3,11 @@ stored event. No secret is ever a field of these."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import Enum, StrEnum
+from functools import cached_property
 from typing import Any, Final
 
 
@@ -81,6 +83,11 @@ class StoredEvent:
     ts: str
     payload: dict[str, Any] = field(default_factory=dict)
     runner_seq: int | None = None  # the runner's own seq; None for events the dispatcher made
+
+    @cached_property
+    def json(self) -> str:
+        """`public()` as JSON text, made once: every watcher of the event shares it."""
+        return json.dumps(self.public(), separators=(",", ":"), ensure_ascii=False)
 
     def public(self) -> dict[str, Any]:
         return {

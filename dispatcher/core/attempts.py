@@ -26,6 +26,8 @@ from runner.masking import Masker
 
 log = logging.getLogger("forge.dispatcher.attempts")
 
+CANCEL_POLL_S = 2.0  # how often a running attempt reads the store for a cancel from elsewhere
+
 
 def runner_args(deployment: Deployment) -> tuple[str, ...]:
     if deployment.action == "teardown":
@@ -93,6 +95,7 @@ class Attempt:
         self.notify = notify
         self.clock = clock
         self.done = threading.Event()
+        self.cancel_requested = threading.Event()
         self.timed_out: str | None = None
         self.cancelled = False
 
@@ -200,13 +203,21 @@ class Attempt:
         while not self.done.wait(0.05):
             ingest.flush()
 
+    def request_cancel(self) -> None:
+        """This replica's cancel: the watchdog acts on its next tick, without the store."""
+        self.cancel_requested.set()
+
     def _watch(self, handle: Handle, last_line: list[float]) -> None:
-        start = self.clock()
+        start = polled = self.clock()
         while not self.done.wait(0.25):
             now = self.clock()
             reason = None
-            current = self.store.get(self.deployment.id)
-            if current is not None and current.cancel_requested:
+            if not self.cancel_requested.is_set() and now - polled >= CANCEL_POLL_S:
+                polled = now  # another replica's cancel reaches us through the store
+                current = self.store.get(self.deployment.id)
+                if current is not None and current.cancel_requested:
+                    self.cancel_requested.set()
+            if self.cancel_requested.is_set():
                 self.cancelled = True
                 reason = "cancel requested"
             elif now - start > self.settings.deadline_s:

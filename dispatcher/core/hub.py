@@ -17,7 +17,6 @@ stored), so a consumer never waits for a terminator that will not come.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
@@ -43,14 +42,18 @@ class Subscription:
         self.queue: asyncio.Queue[StoredEvent] = asyncio.Queue(size)
         self.overflowed = False  # events were dropped: read them back from the store
 
-    def _deliver(self, event: StoredEvent) -> None:  # on self.loop
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.overflowed = True
+    def _deliver(self, events: list[StoredEvent]) -> None:  # on self.loop
+        for event in events:
+            try:
+                self.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                self.overflowed = True
+                return
 
     async def get(self, timeout_s: float) -> StoredEvent | None:
         """The next live event, or None when none came within `timeout_s`."""
+        if not self.queue.empty():  # the common case under load: no timer, no task
+            return self.queue.get_nowait()
         try:
             return await asyncio.wait_for(self.queue.get(), timeout_s)
         except TimeoutError:
@@ -111,17 +114,20 @@ class EventHub:
         events = list(events)
         if not events:
             return
-        with self._lock:
-            targets = {
-                dep: list(self._subscribers.get(dep, ()))
-                for dep in {event.deployment_id for event in events}
-            }
+        by_deployment: dict[str, list[StoredEvent]] = {}
         for event in events:
-            for sub in targets.get(event.deployment_id, ()):
-                try:
-                    sub.loop.call_soon_threadsafe(sub._deliver, event)
-                except RuntimeError:  # its loop is closed: the consumer is gone
-                    self.unsubscribe(sub)
+            by_deployment.setdefault(event.deployment_id, []).append(event)
+        with self._lock:
+            targets = [
+                (sub, batch)
+                for dep, batch in by_deployment.items()
+                for sub in self._subscribers.get(dep, ())
+            ]
+        for sub, batch in targets:  # one hand-over per subscriber and batch, not per event
+            try:
+                sub.loop.call_soon_threadsafe(sub._deliver, batch)
+            except RuntimeError:  # its loop is closed: the consumer is gone
+                self.unsubscribe(sub)
 
 
 def _eof_attempts(events: Iterable[StoredEvent]) -> set[int]:
@@ -201,4 +207,4 @@ async def follow(
 
 
 def event_json(event: StoredEvent) -> str:
-    return json.dumps(event.public(), separators=(",", ":"), ensure_ascii=False)
+    return event.json  # made once per event, shared by every watcher

@@ -56,6 +56,8 @@ class Dispatcher:
         self._slots = threading.Semaphore(settings.max_concurrent)
         self._reattach_pool = ThreadPoolExecutor(thread_name_prefix="reattach")
         self._loop: threading.Thread | None = None
+        self._attempts: dict[str, Attempt] = {}  # running here, by deployment id
+        self._attempts_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -96,16 +98,19 @@ class Dispatcher:
             self._pool.submit(self._run, claimed, None)
 
     def _run(self, deployment: Deployment, handle: Handle | None, slot: bool = True) -> None:
+        attempt = Attempt(
+            self.settings,
+            self.store,
+            self.launcher,
+            deployment,
+            self.masker,
+            self.hub.publish,
+            self._notify,
+        )
+        with self._attempts_lock:
+            self._attempts[deployment.id] = attempt
         try:
-            Attempt(
-                self.settings,
-                self.store,
-                self.launcher,
-                deployment,
-                self.masker,
-                self.hub.publish,
-                self._notify,
-            ).run(handle)
+            attempt.run(handle)
         except Exception as e:
             log.exception("attempt %s/%d crashed", deployment.id, deployment.attempt)
             error = f"dispatcher error: {self.masker.mask(str(e))}"
@@ -120,6 +125,8 @@ class Dispatcher:
                 )
             )
         finally:
+            with self._attempts_lock:
+                self._attempts.pop(deployment.id, None)
             if slot:
                 self._slots.release()
             self._wake.set()  # a project may have a waiting deployment now
@@ -162,6 +169,10 @@ class Dispatcher:
         # Attempt.run), and a running one is stopped by its watchdog.
         flagged = self.store.update(deployment_id, Patch(cancel_requested=True))
         if flagged.status is not Status.QUEUED:
+            with self._attempts_lock:
+                running = self._attempts.get(deployment_id)
+            if running is not None:
+                running.request_cancel()  # stopped on its watchdog's next tick
             return flagged
         # Still queued when flagged: end it here. Should a claim slip in between, its worker
         # sees the flag and ends it cancelled too, so both writes agree.
