@@ -1,11 +1,11 @@
 """The compose stack (compose.yaml) for the tests, through pytest-docker: the images built as
 `make image` builds them, then `docker-compose up -d` with a fresh hook secret and PostgreSQL
 password, the dispatcher's port on a free loopback port, and `docker-compose down -v` at the
-end (containers, network and volumes gone).
+end (containers, network and volumes gone, also when `up` fails).
 
 A Docker engine and Debian's `docker-compose` are required: a missing one fails the fixture
 (never a skip). pytest-docker's default setup (`up --build --wait`) needs Compose v2; Debian's
-1.29 has no `--wait`, so the setup is `up -d` and the fixtures wait for the healthchecks.
+1.29 has no `--wait`, so `stack` runs `up -d` and waits for the healthchecks itself.
 """
 
 from __future__ import annotations
@@ -108,11 +108,17 @@ class Stack:
             states = {service: self.health(service) for service in SERVICES}
             if all(state == "healthy" for state in states.values()):
                 return
-            bad = [s for s, state in states.items() if state in ("exited", "dead", "missing")]
+            bad = [
+                s
+                for s, state in states.items()
+                if state in ("exited", "dead", "missing", "restarting")
+            ]
             if bad:
                 break
             time.sleep(1)
-        raise AssertionError(f"the stack is not healthy: {states}\n{self.compose('logs')[-6000:]}")
+        raise AssertionError(
+            f"the stack is not healthy: {states}\n{self.compose('logs', '--no-color')[-6000:]}"
+        )
 
 
 def _required(tool: str) -> str:
@@ -152,9 +158,10 @@ def docker_compose_file() -> str:
 
 
 @pytest.fixture(scope="session")
-def docker_setup(stack_images: None, stack_environment: dict[str, str]) -> list[str]:
-    """`up -d`, once the images exist and the environment compose.yaml reads is set."""
-    return ["up -d"]
+def docker_setup() -> list[str]:
+    """Nothing: pytest-docker runs its setup before the block whose end runs `down -v`, so a
+    failed `up` there would leave the stack behind. The `stack` fixture runs `up -d` instead."""
+    return []
 
 
 @pytest.fixture(scope="session")
@@ -186,15 +193,14 @@ def stack(
     docker_compose_project_name: str,
     docker_services: Services,
 ) -> Stack:
+    """`docker-compose up -d` once the images exist and the environment is set, inside
+    pytest-docker's block (its `down -v` runs even when `up` fails)."""
+    command = [docker_compose_command, "-f", docker_compose_file, "-p", docker_compose_project_name]
+    up = subprocess.run([*command, "up", "-d"], capture_output=True, text=True, check=False)
+    assert up.returncode == 0, f"docker-compose up -d:\n{up.stderr[-5000:]}"
     port = docker_services.port_for("sandbox", 8080)  # the dispatcher shares its network
     running = Stack(
-        command=[
-            docker_compose_command,
-            "-f",
-            docker_compose_file,
-            "-p",
-            docker_compose_project_name,
-        ],
+        command=command,
         url=f"http://127.0.0.1:{port}",
         hook_secret=stack_environment["FORGE_HOOK_SECRET"],
         postgres_password=stack_environment["FORGE_POSTGRES_PASSWORD"],
