@@ -49,7 +49,12 @@ def main() -> None:
     show_default=True,
     help="Multiplier on every provider delay (1 = realistic: Supabase ~90 s, Vercel ~120 s).",
 )
-@click.option("--postgres-url", help="Use this PostgreSQL server instead of starting one.")
+@click.option(
+    "--postgres-url",
+    envvar="FORGE_SANDBOX_POSTGRES_URL",
+    help="Use this PostgreSQL server instead of starting one (it may carry a password: prefer"
+    " the environment variable FORGE_SANDBOX_POSTGRES_URL, which no process listing shows).",
+)
 @click.option("--record", is_flag=True, help="Log every request and answer to traffic.jsonl.")
 def serve(
     state_dir: Path,

@@ -43,11 +43,12 @@ class SandboxProcess:
             "--time-scale",
             str(self.time_scale),
         ]
-        if self.postgres_url:
-            argv += ["--postgres-url", self.postgres_url]
+        env = dict(os.environ)
+        if self.postgres_url:  # through the environment: no password in a process listing
+            env["FORGE_SANDBOX_POSTGRES_URL"] = self.postgres_url
         argv += extra or []
         stderr = (self.state_dir / "sandbox.stderr").open("ab")
-        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr)
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, env=env)
         assert self.process.stdout is not None
         selector = selectors.DefaultSelector()
         selector.register(self.process.stdout, selectors.EVENT_READ)
