@@ -3,6 +3,7 @@
     forge-dispatcher serve [--host 127.0.0.1] [--port 8080]
     forge-dispatcher deploy DIR [--name N] [--sandbox] [--backend process|docker] [--json]
     forge-dispatcher status ID | logs [-f] ID | cancel ID | retry ID | teardown ID
+    forge-dispatcher link [ID]       a short-lived signed link to the page (/ui/)
 
 `serve` reads its settings from the environment (README "The dispatcher"). The client commands
 talk to FORGE_DISPATCHER_URL (default http://127.0.0.1:8080) signing with FORGE_HOOK_SECRET.
@@ -13,6 +14,7 @@ and stops them.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from dispatcher.client import ApiError, Client
 from dispatcher.progress import Progress
 from dispatcher.settings import ConfigError
 
+DEPLOYMENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 EXIT = {"live": 0, "failed": 1, "unhealthy": 3, "cancelled": 4}
 
 
@@ -114,6 +117,31 @@ def logs(deployment_id: str, follow_: bool) -> None:
             click.echo(json.dumps(event))
     except ApiError as e:
         raise click.ClickException(str(e)) from e
+
+
+@main.command()
+@click.argument("deployment_id", required=False)
+@click.option(
+    "--valid",
+    default=300,
+    show_default=True,
+    type=click.IntRange(10, 3600),
+    help="Seconds the link may be opened in (once).",
+)
+def link(deployment_id: str | None, valid: int) -> None:
+    """Print a link that opens the page of DEPLOYMENT_ID (or the list) in a browser."""
+    import time
+
+    from dispatcher.ui import links
+
+    secret = os.environ.get("FORGE_HOOK_SECRET")
+    if not secret:
+        raise click.UsageError("FORGE_HOOK_SECRET is not set: the dispatcher's hook key")
+    if deployment_id is not None and not DEPLOYMENT_ID.match(deployment_id):
+        raise click.BadParameter("not a deployment id", param_hint="DEPLOYMENT_ID")
+    url = os.environ.get("FORGE_DISPATCHER_URL", "http://127.0.0.1:8080")
+    target = links.target_for(deployment_id)
+    click.echo(links.mint(secret.encode(), url, target, time.time(), valid_s=valid))
 
 
 @main.command(name="render-job")
