@@ -133,6 +133,7 @@ def router(store: Store, control: Control, settings: ApiSettings) -> APIRouter:
             name,
             dep=dep,
             tl=tl,
+            lanes=timeline.LANES,
             svg=timeline.svg(tl),
             failure=views.failure(dep, tl),
             icon=views.STATUS_ICONS[dep.status.value],

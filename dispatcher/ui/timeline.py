@@ -106,13 +106,13 @@ def build(events: Iterable[StoredEvent], dep: Deployment, now: float) -> Timelin
                 bars.append(bar)
             bar.end = at
             bar.state = {"step_finished": "done", "step_failed": "failed"}.get(e.type, "skipped")
-            if e.type == "step_failed":
+            if e.type == "step_failed" and failed_step is None:  # the first: the cause
                 failed_step, failed_message = step, str(e.payload.get("error", ""))
     for bar in open_bars.values():
         if terminal:
             bar.state = "stopped"
             bar.end = parse_ts(dep.finished_at) if dep.finished_at else bar.start
-    names = list(LANES) + sorted({b.lane for b in bars} - set(LANES))
+    names = sorted({b.lane for b in bars} - set(LANES)) + list(LANES)  # prepare first
     lanes = [_lane(name, [b for b in bars if b.lane == name], terminal) for name in names]
     lanes = [ln for ln in lanes if ln.name in LANES or ln.bars]
     start = min((b.start for b in bars), default=None)
@@ -129,7 +129,10 @@ def _lane(name: str, bars: list[Bar], terminal: bool) -> Lane:
         return lane
     lane.start = min(b.start for b in bars)
     states = {b.state for b in bars}
-    finished = any(b.step == LAST.get(name) and b.state in ("done", "skipped") for b in bars)
+    last = LAST.get(name)
+    finished = any(b.step == last and b.state in ("done", "skipped") for b in bars) or (
+        last is None and "running" not in states
+    )
     if "failed" in states:
         lane.state = "failed"
     elif "running" in states:

@@ -45,16 +45,13 @@ def rows(deps: Iterable[Deployment], status: str | None) -> tuple[list[Row], lis
 
 
 def line_text(event: StoredEvent) -> str | None:
-    """The log line an event shows, or None: what the page's script shows (`ui.js`)."""
+    """The log line an event shows, or None: what the page's script shows (`ui.js`). A step's
+    start and end are not lines: the runner logs both already, and the steps show them."""
     p = event.payload
     if event.type == "log":
         text = str(p.get("message", ""))
     elif event.type == "step_progress":
         text = f"[{p.get('step')}] {p.get('message', '')}"
-    elif event.type == "step_started":
-        text = f"[{p.get('step')}] started"
-    elif event.type == "step_finished":
-        text = f"[{p.get('step')}] done in {float(p.get('elapsed_s', 0)):.1f} s"
     elif event.type == "step_skipped":
         text = f"[{p.get('step')}] skipped: {p.get('reason', '')}"
     elif event.type == "step_failed":

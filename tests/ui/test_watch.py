@@ -130,7 +130,7 @@ def test_a_running_deploy_is_watched_to_live(
     page.set_viewport_size(NARROW)
     page.reload()
     expect(page.locator("#status")).to_contain_text("live")
-    page.wait_for_function("document.getElementById('deployment').dataset.ended === '1'")
+    expect(page.locator("#deployment")).to_have_attribute("data-ended", "1")
     width: Any = page.evaluate("document.documentElement.scrollWidth")
     assert width <= NARROW["width"], f"the page is {width} px wide at 375 px"
     shot(page, "live-narrow")

@@ -25,8 +25,6 @@
     switch (e.type) {
       case "log": return String(p.message ?? "");
       case "step_progress": return `[${p.step}] ${p.message ?? ""}`;
-      case "step_started": return `[${p.step}] started`;
-      case "step_finished": return `[${p.step}] done in ${Number(p.elapsed_s || 0).toFixed(1)} s`;
       case "step_skipped": return `[${p.step}] skipped: ${p.reason ?? ""}`;
       case "step_failed": return `[${p.step}] FAILED: ${p.error ?? ""}`;
       case "status": return `status ${p.status}` + (p.error ? `: ${p.error}` : "");
