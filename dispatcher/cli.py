@@ -4,6 +4,7 @@
     forge-dispatcher deploy DIR [--name N] [--sandbox] [--backend process|docker] [--json]
     forge-dispatcher status ID | logs [-f] ID | cancel ID | retry ID | teardown ID
     forge-dispatcher link [ID]       a short-lived signed link to the page (/ui/)
+    forge-dispatcher timeline ID --png FILE   the page's timeline picture as a PNG
 
 `serve` reads its settings from the environment (README "The dispatcher"). The client commands
 talk to FORGE_DISPATCHER_URL (default http://127.0.0.1:8080) signing with FORGE_HOOK_SECRET.
@@ -142,6 +143,26 @@ def link(deployment_id: str | None, valid: int) -> None:
     url = os.environ.get("FORGE_DISPATCHER_URL", "http://127.0.0.1:8080")
     target = links.target_for(deployment_id)
     click.echo(links.mint(secret.encode(), url, target, time.time(), valid_s=valid))
+
+
+@main.command()
+@click.argument("deployment_id")
+@click.option("--png", "png", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def timeline(deployment_id: str, png: Path) -> None:
+    """Draw DEPLOYMENT_ID's timeline (the page's picture) into a PNG file."""
+    import time
+
+    from dispatcher.ui import timeline_png
+    from dispatcher.ui.timeline import from_public
+
+    dep = _call(lambda c: c.get(deployment_id))
+    events = _call(lambda c: list(c.events(deployment_id, follow=False)))
+    tl = from_public(events, dep, time.time())
+    if tl.start is None:
+        raise click.ClickException(f"deployment {deployment_id} has no step yet")
+    title = f"{dep['project_name']} {dep['action']} {deployment_id}: {dep['status']}"
+    timeline_png.render(tl, png, title)
+    click.echo(f"wrote {png}")
 
 
 @main.command(name="render-job")

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
+from typing import Any
 
 from dispatcher.model import TERMINAL, Deployment, StoredEvent
 
@@ -85,12 +86,28 @@ def lane_of(step: str) -> str:
 
 def build(events: Iterable[StoredEvent], dep: Deployment, now: float) -> Timeline:
     """The timeline of `dep`'s latest attempt from its events, as of `now`."""
+    return build_from(events, dep.status in TERMINAL, dep.finished_at, now)
+
+
+def from_public(events: Iterable[dict[str, Any]], dep: dict[str, Any], now: float) -> Timeline:
+    """The same from the API's JSON (`GET /v1/deployments/{id}` and its events)."""
+    stored = [
+        StoredEvent(dep["id"], e["id"], e["attempt"], e["type"], e["ts"], e["payload"], e["seq"])
+        for e in events
+    ]
+    return build_from(stored, dep["status"] in TERMINAL, dep.get("finished_at"), now)
+
+
+def build_from(
+    events: Iterable[StoredEvent], terminal: bool, finished_at: str | None, now: float
+) -> Timeline:
+    """The timeline of the latest attempt in `events` (of a deployment over when `terminal`,
+    at `finished_at`), as of `now`."""
     listed = list(events)
     attempt = max((e.attempt for e in listed), default=0)
     open_bars: dict[str, Bar] = {}
     bars: list[Bar] = []
     failed_step = failed_message = None
-    terminal = dep.status in TERMINAL
     for e in listed:
         if e.attempt != attempt or "step" not in e.payload:
             continue
@@ -106,12 +123,14 @@ def build(events: Iterable[StoredEvent], dep: Deployment, now: float) -> Timelin
                 bars.append(bar)
             bar.end = at
             bar.state = {"step_finished": "done", "step_failed": "failed"}.get(e.type, "skipped")
+            if e.type == "step_failed" and failed_step is not None and _collateral(e):
+                bar.state = "stopped"  # stopped because another step failed first
             if e.type == "step_failed" and failed_step is None:  # the first: the cause
                 failed_step, failed_message = step, str(e.payload.get("error", ""))
     for bar in open_bars.values():
         if terminal:
             bar.state = "stopped"
-            bar.end = parse_ts(dep.finished_at) if dep.finished_at else bar.start
+            bar.end = parse_ts(finished_at) if finished_at else bar.start
     names = sorted({b.lane for b in bars} - set(LANES)) + list(LANES)  # prepare first
     lanes = [_lane(name, [b for b in bars if b.lane == name], terminal) for name in names]
     lanes = [ln for ln in lanes if ln.name in LANES or ln.bars]
@@ -120,6 +139,10 @@ def build(events: Iterable[StoredEvent], dep: Deployment, now: float) -> Timelin
     running = any(b.end is None for b in bars)
     end = now if running or not ends else max(ends)
     return Timeline(lanes, start, end, failed_step, failed_message)
+
+
+def _collateral(event: StoredEvent) -> bool:
+    return str(event.payload.get("error", "")).strip().lower() == "cancelled"
 
 
 def _lane(name: str, bars: list[Bar], terminal: bool) -> Lane:

@@ -5,16 +5,20 @@ end the URLs are shown; the page works at 375 px and every button has a name."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Page, expect
 
 from dispatcher.ui.views import line_text
 from tests.dispatcher.conftest import RunningDispatcher
+from tests.support.clis import REPO
 from tests.support.sandbox import SandboxProcess
-from tests.ui.conftest import NARROW, shot, signed_in
+from tests.ui.conftest import NARROW, SHOTS, shot, signed_in
 
 pytestmark = [pytest.mark.clis, pytest.mark.postgres, pytest.mark.browser]
 LANES = ("github", "supabase", "vercel", "health")
@@ -137,3 +141,14 @@ def test_a_running_deploy_is_watched_to_live(
     page.goto(ui.url + "/ui/")
     assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
     shot(page, "list-narrow")
+
+    # The same timeline as a PNG, from the CLI.
+    png = SHOTS / "timeline.png"
+    png.unlink(missing_ok=True)
+    env = {"FORGE_HOOK_SECRET": ui.secret.decode(), "FORGE_DISPATCHER_URL": ui.url, "PATH": ""}
+    subprocess.run(
+        [sys.executable, "-m", "dispatcher.cli", "timeline", dep_id, "--png", str(png)],
+        env=env, cwd=REPO, check=True, capture_output=True,
+    )  # fmt: skip
+    with Image.open(png) as picture:
+        assert picture.format == "PNG" and picture.width >= 800, picture
