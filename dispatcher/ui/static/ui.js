@@ -33,9 +33,8 @@
     }
   }
 
-  function matches(li) {
-    const q = search.value.trim().toLowerCase();
-    return !q || li.querySelector(".text").textContent.toLowerCase().includes(q);
+  function matches(li, q = search.value.trim().toLowerCase()) {
+    return !q || li.lastChild.textContent.toLowerCase().includes(q);
   }
 
   function updateCount() {
@@ -50,18 +49,11 @@
     return window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
   }
 
-  function addLine(e) {
-    const raw = lineText(e);
-    if (raw === null) return;
-    const parts = raw.split("\r").filter((s) => s.length);
-    const text = parts.length ? parts[parts.length - 1] : "";
-    const last = logEl.lastElementChild;
-    // A line that starts with \r overwrites the line before it (a progress bar).
-    if (raw.startsWith("\r") && last && last.dataset.type === e.type) {
-      last.querySelector(".text").textContent = text;
-      last.dataset.ids += " " + e.id;
-      return;
-    }
+  // Lines arriving are queued and added once per frame: one layout per batch, not per line.
+  let pending = [];
+  let flushing = false;
+
+  function makeLine(e, text) {
     const li = document.createElement("li");
     li.id = "L" + e.id;
     li.dataset.id = String(e.id);
@@ -83,10 +75,44 @@
     span.textContent = text;
     li.append(link, ts, span);
     li.hidden = !matches(li);
+    return li;
+  }
+
+  function flush() {
+    flushing = false;
+    const batch = pending;
+    pending = [];
     const stick = follow.checked && atBottom() && String(window.getSelection() || "") === "";
-    logEl.appendChild(li);
-    if (location.hash === "#L" + e.id) { li.classList.add("target"); li.scrollIntoView(); }
-    else if (stick) li.scrollIntoView({ block: "end" });
+    const frag = document.createDocumentFragment();
+    let last = logEl.lastElementChild;
+    let target = null;
+    for (const e of batch) {
+      const raw = lineText(e);
+      if (raw === null) continue;
+      const parts = raw.split("\r").filter((s) => s.length);
+      const text = parts.length ? parts[parts.length - 1] : "";
+      // A line that starts with \r overwrites the line before it (a progress bar).
+      if (raw.startsWith("\r") && last && last.dataset.type === e.type) {
+        last.querySelector(".text").textContent = text;
+        last.dataset.ids += " " + e.id;
+        continue;
+      }
+      last = makeLine(e, text);
+      if (location.hash === "#L" + e.id) target = last;
+      frag.appendChild(last);
+    }
+    logEl.appendChild(frag);
+    updateCount();
+    if (target) { target.classList.add("target"); target.scrollIntoView(); }
+    else if (stick && logEl.lastElementChild) logEl.lastElementChild.scrollIntoView({ block: "end" });
+  }
+
+  function addLine(e) {
+    pending.push(e);
+    if (flushing) return;
+    flushing = true;
+    // A background tab gets no animation frames: a timer keeps its log current.
+    if (document.hidden) setTimeout(flush, 100); else requestAnimationFrame(flush);
   }
 
   async function refresh() {
@@ -109,7 +135,6 @@
     root.dataset.seen = String(lastId);
     addLine(e);
     if (SUMMARY.has(e.type)) scheduleRefresh();
-    updateCount();
   }
 
   function connect() {
@@ -165,7 +190,11 @@
     stateEl.textContent = "line link copied";
   });
   search.addEventListener("input", () => {
-    for (const li of logEl.children) li.hidden = !matches(li);
+    const q = search.value.trim().toLowerCase();
+    for (const li of logEl.children) {
+      const hide = !matches(li, q);
+      if (li.hidden !== hide) li.hidden = hide;
+    }
     updateCount();
   });
   document.getElementById("log-wrap").addEventListener("change", (ev) => {
