@@ -105,3 +105,33 @@ def test_a_failed_deploy_shows_why_and_its_retry_ends_live_then_teardown_asks_fi
     done = ui.get(removal)
     assert (done["action"], done["project_id"]) == ("teardown", "ui-fail"), done
     expect(page.locator("#status")).to_contain_text(done["status"])
+
+
+def test_the_list_shows_the_queue_in_order_and_filters(
+    start_dispatcher: Callable[..., RunningDispatcher], sandbox: SandboxProcess, page: Page
+) -> None:
+    ui = start_dispatcher(FORGE_MAX_CONCURRENT="1")
+    sandbox.set_time_scale(0.05)
+    first = ui.deploy("ui-q-one")["id"]
+    ui.wait(first, lambda d: d["status"] == "running")
+    second, third = ui.deploy("ui-q-two")["id"], ui.deploy("ui-q-three")["id"]
+    signed_in(ui, page)
+    flight = page.locator("section.flight tbody tr")
+    expect(flight).to_have_count(3)
+    assert [flight.nth(i).get_attribute("data-id") for i in range(3)] == [first, second, third]
+    expect(flight.nth(0).locator(".pos")).to_have_text("running")
+    expect(flight.nth(1).locator(".pos")).to_have_text("#1 in queue")
+    expect(flight.nth(2).locator(".pos")).to_have_text("#2 in queue")
+    for i, word in enumerate(("running", "queued", "queued")):  # a word, not only a color
+        expect(flight.nth(i).locator(".badge")).to_contain_text(word)
+    shot(page, "list-queue-desktop")
+
+    page.get_by_label("Status").select_option("queued")
+    page.get_by_role("button", name="Filter").click()
+    expect(flight).to_have_count(2)
+    page.get_by_label("Project").select_option("ui-q-three")
+    page.get_by_role("button", name="Filter").click()
+    expect(flight).to_have_count(1)
+    assert flight.first.get_attribute("data-id") == third
+    for dep_id in (third, second, first):
+        ui.dispatcher.cancel(dep_id)
