@@ -33,10 +33,16 @@ class Row:
 
 def rows(deps: Iterable[Deployment], status: str | None) -> tuple[list[Row], list[Row]]:
     """(in flight: running first, then queued in the order they will be claimed; the rest,
-    newest first), of the deployments whose status is `status` (all when None)."""
+    newest first), of the deployments (newest first) whose status is `status` (all when
+    None). The position is the queue's order; a deploy of a project already running waits
+    for it however early it stands."""
     listed = [d for d in deps if status is None or d.status.value == status]
     running = sorted((d for d in listed if d.status is Status.RUNNING), key=lambda d: d.created_at)
-    queued = sorted((d for d in listed if d.status is Status.QUEUED), key=lambda d: d.created_at)
+    # The store claims in queueing order: a retry is queued again when it is (`updated_at`);
+    # ties keep the store's order, oldest first (`deps` come newest first).
+    queued = sorted(
+        reversed([d for d in listed if d.status is Status.QUEUED]), key=lambda d: d.updated_at
+    )
     rest = sorted(
         (d for d in listed if d.status not in IN_FLIGHT), key=lambda d: d.created_at, reverse=True
     )
