@@ -27,6 +27,10 @@ STATES_JS = """() => Object.fromEntries([...document.querySelectorAll('.steps .s
 LINES_JS = """() => [...document.querySelectorAll('#log li')]
   .flatMap(li => li.dataset.ids.split(' ')).map(Number)"""
 
+SELECT_JS = """() => { const r = document.createRange();
+  r.selectNodeContents(document.querySelector('#log li .text'));
+  const s = window.getSelection(); s.removeAllRanges(); s.addRange(r); return String(s); }"""
+
 
 def shown_ids(page: Page) -> list[int]:
     ids: list[int] = page.evaluate(LINES_JS)
@@ -63,6 +67,7 @@ def test_a_running_deploy_is_watched_to_live(
     done_order: list[str] = []
     counts: list[int] = []
     reloaded = reconnected = shot_running = False
+    selected, selected_at = "", 0
     while True:
         states: dict[str, str] = page.evaluate(STATES_JS)
         for lane in LANES:
@@ -81,11 +86,15 @@ def test_a_running_deploy_is_watched_to_live(
         elif reloaded and not reconnected and states["supabase"] == "done" and not ended:
             page.evaluate("window.forgeLog.reconnect()")  # a dropped connection, resumed
             reconnected = True
+            selected = page.evaluate(SELECT_JS)  # a selection, kept while lines arrive
+            selected_at = counts[-1]
         if ended:
             break
         page.wait_for_timeout(100)
 
     expect(page.locator("#status")).to_contain_text("live")
+    assert selected and page.evaluate("String(window.getSelection())") == selected
+    assert len(shown_ids(page)) > selected_at, "no line came after the selection was made"
     final = ui.get(dep_id)
     assert final["status"] == "live", final
     # Each lane went forward only, and they finished in the pipeline's order.
