@@ -1,13 +1,18 @@
-# forge-deploy: the container image. The tests and the dev setup are scripts/test and
+# forge-deploy: the container images. The tests and the dev setup are scripts/test and
 # scripts/bootstrap; this file only builds images.
 .PHONY: image base-image docker-engine screenshots
 
 IMAGE ?= forge-runner:dev
+DISPATCHER_IMAGE ?= forge-dispatcher:dev
+POSTGRES_IMAGE ?= forge-postgres:dev
 
-# The runner image (images/runner/Dockerfile): builds the Debian base first when it is missing,
-# hands the host's extra CA certificates to the build as a BuildKit secret.
+# The images, each from images/NAME/Dockerfile through images/build-image (the host's extra CA
+# certificates handed to the build as a BuildKit secret, never in a layer): the runner (the
+# Debian base first when it is missing), the dispatcher on top of it, and the compose stack's
+# PostgreSQL (compose.yaml).
 image: docker-engine
-	images/runner/build $(IMAGE)
+	RUNNER_IMAGE=$(IMAGE) images/dispatcher/build $(DISPATCHER_IMAGE)
+	images/postgres/build $(POSTGRES_IMAGE)
 
 # debian:bookworm-slim made locally with debootstrap, only when the engine does not have it.
 base-image: docker-engine

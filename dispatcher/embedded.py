@@ -23,6 +23,8 @@ from dispatcher.api.app import ApiSettings, create_app
 from dispatcher.client import Client
 from dispatcher.core.service import Dispatcher
 from dispatcher.launchers.base import Launcher
+from dispatcher.mirror import Mirror, MirrorConfigError
+from dispatcher.mirror import from_env as mirror_from_env
 from dispatcher.store.open import open_store
 
 log = logging.getLogger("forge.dispatcher")
@@ -86,18 +88,37 @@ def build(
     return dispatcher, uvicorn.Config(app, log_level=log_level, access_log=False)
 
 
+def forgeboard_mirror(
+    settings: dispatcher_settings.Settings, dispatcher: Dispatcher
+) -> Mirror | None:
+    """The ForgeBoard status mirror when FORGEBOARD_* asks for one (not started yet), woken by
+    the dispatcher's status changes."""
+    try:
+        mirror = mirror_from_env(settings.forgeboard, dispatcher.store, dispatcher.masker)
+    except MirrorConfigError as e:
+        raise dispatcher_settings.ConfigError(str(e)) from e
+    if mirror is not None:
+        dispatcher.on_status = mirror.status_changed
+    return mirror
+
+
 def serve(host: str, port: int) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = dispatcher_settings.load()
     dispatcher, config = build(settings, log_level="info")
+    mirror = forgeboard_mirror(settings, dispatcher)
     config.host, config.port = host, port
     dispatcher.start()
+    if mirror is not None:
+        mirror.start()
     try:
         uvicorn.Server(config).run()
     finally:
         dispatcher.stop()
+        if mirror is not None:
+            mirror.stop()
 
 
 def _free_port() -> int:
@@ -167,10 +188,13 @@ def running(
     """The dispatcher of `settings` and its API on `host` (a free port unless given), served
     from a thread of this process, for the duration of the block: (dispatcher, base URL)."""
     dispatcher, config = build(settings)
+    mirror = forgeboard_mirror(settings, dispatcher)
     config.host, config.port = host, port or _free_port()
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="api", daemon=True)
     dispatcher.start()
+    if mirror is not None:
+        mirror.start()
     thread.start()
     try:
         deadline = time.monotonic() + 30
@@ -183,3 +207,5 @@ def running(
         server.should_exit = True
         thread.join(timeout=30)
         dispatcher.stop()
+        if mirror is not None:
+            mirror.stop()

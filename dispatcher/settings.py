@@ -71,6 +71,7 @@ class Settings:
     seal_private_key: str = ""
     runner_env: Mapping[str, str] = field(default_factory=dict)
     kubernetes: KubernetesSettings | None = None  # FORGE_LAUNCHER=kubernetes
+    forgeboard: Mapping[str, str] = field(default_factory=dict, repr=False)  # dispatcher.mirror
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
@@ -180,4 +181,5 @@ def load(environ: Mapping[str, str] | None = None, *, require_secret: bool = Tru
         seal_private_key=private,
         runner_env={k: env[k] for k in RUNNER_VARIABLES if env.get(k)},
         kubernetes=kubernetes,
+        forgeboard={k: v for k, v in env.items() if k.startswith("FORGEBOARD_")},
     )

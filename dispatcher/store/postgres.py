@@ -69,6 +69,7 @@ class _Conn:
 class PostgresDialect(Dialect):
     name = "postgres"
     no_nul = True
+    timestamp_type = "timestamptz"
     next_queue_seq = "nextval('deployments_queue_seq')"  # seq and queue_seq default to it
     candidate_lock = "FOR UPDATE SKIP LOCKED"
 

@@ -195,6 +195,7 @@ def redact_url(url: str) -> str:
 
 
 _UNSTORABLE = re.compile("[\ud800-\udfff]")
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # one, not one per event
 _UNSTORABLE_PG = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -202,6 +203,8 @@ def storable(value: Any, *, no_nul: bool) -> Any:
     """`value` (strings, nested in dicts and lists) with what a driver cannot store replaced
     by U+FFFD: lone surrogates (not UTF-8) always, U+0000 too for PostgreSQL (`no_nul`)."""
     if isinstance(value, str):
+        if value.isascii() and not (no_nul and "\x00" in value):
+            return value  # the common case, without a regex pass
         return (_UNSTORABLE_PG if no_nul else _UNSTORABLE).sub("\ufffd", value)
     if isinstance(value, dict):
         return {storable(k, no_nul=no_nul): storable(v, no_nul=no_nul) for k, v in value.items()}
@@ -213,10 +216,10 @@ def storable(value: Any, *, no_nul: bool) -> Any:
 def payload_json(payload: dict[str, Any], *, no_nul: bool) -> tuple[dict[str, Any], str]:
     """(the payload as it will be stored, its JSON text): unchanged on the fast path (one
     dumps), else with `storable` strings."""
-    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-    if _UNSTORABLE.search(text) or (no_nul and "\\u0000" in text):
+    text = _JSON.encode(payload)
+    if (not text.isascii() and _UNSTORABLE.search(text)) or (no_nul and "\\u0000" in text):
         payload = storable(payload, no_nul=no_nul)
-        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        text = _JSON.encode(payload)
     return payload, text
 
 

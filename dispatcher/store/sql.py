@@ -64,6 +64,7 @@ class Conn(Protocol):
 class Dialect(abc.ABC):
     name: str  # the migrations folder: "sqlite" | "postgres"
     no_nul: bool  # the database refuses U+0000 in text
+    timestamp_type: str  # the column type of a moment
     # INSERT INTO deployments: the extra columns and values that number a new row
     seq_columns: str = ""
     seq_values: str = ""
@@ -128,8 +129,7 @@ class SQLStore(Store):
             conn.run(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
-                f" applied_at {'text' if self.dialect.name == 'sqlite' else 'timestamptz'}"
-                " NOT NULL)"
+                f" applied_at {self.dialect.timestamp_type} NOT NULL)"
             )
             applied = {
                 int(r["version"]): str(r["checksum"])

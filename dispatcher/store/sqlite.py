@@ -180,6 +180,7 @@ class _Conn:
 class SQLiteDialect(Dialect):
     name = "sqlite"
     no_nul = False
+    timestamp_type = "text"
     # SQLite has no sequences: a new row numbers itself inside the write lock.
     seq_columns = "seq, queue_seq, "
     seq_values = (

@@ -41,7 +41,8 @@ from sandbox.supabase.tenant import tenant_routes
 
 
 def _inventory(ctx: Context, state: SupabaseState) -> dict[str, Any]:
-    """Every project with its password, API keys and the migrations its database has applied."""
+    """Every project with its password, API keys, JWT secret and the migrations its database
+    has applied."""
     now = ctx.clock.now()
     projects = []
     for project in state.projects():
@@ -55,6 +56,9 @@ def _inventory(ctx: Context, state: SupabaseState) -> dict[str, Any]:
             "db_user": project["db_role"],
             "db_name": project["db_name"],
             "api_keys": all_keys(project["keys"]),
+            # What signs the project's JWTs: tests mint users' tokens with it, as one does
+            # with the JWT secret a local Supabase stack prints.
+            "jwt_secret": project["keys"]["jwt_secret"],
             "created_at": project["created_at"],
         }
         try:

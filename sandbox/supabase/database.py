@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from sandbox.postgres import PostgresServer
+from sandbox.supabase.platform import ensure_platform
 
 HISTORY = "supabase_migrations.schema_migrations"
 
@@ -54,6 +55,7 @@ def provision(pg: PostgresServer, ref: str, password: str) -> dict[str, str]:
     """Create the project's login role and database; report what `database` blocks show."""
     role = role_for(ref)
     pg.create_database(role, password, ref)
+    ensure_platform(pg, role, ref)
     with pg.admin() as conn:
         row = conn.execute("SHOW server_version_num").fetchone()
     number = int(str(row[0])) if row else 150000

@@ -1,5 +1,6 @@
 """A project's own API (the real `https://<ref>.supabase.co`), mounted on the apps server under
-`/sb/<ref>`: the three version endpoints `supabase link` reads, behind the `apikey` gateway."""
+`/sb/<ref>`, behind the `apikey` gateway: the three version endpoints `supabase link` reads,
+PostgREST's tables (`sandbox.supabase.rest`) and GoTrue's `GET /auth/v1/user`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from starlette.routing import BaseRoute, Route
 
 from sandbox.context import Context
 from sandbox.supabase import views
+from sandbox.supabase.api_auth import user_response
 from sandbox.supabase.keys import all_keys
+from sandbox.supabase.rest import rest_handler
 from sandbox.supabase.state import SupabaseState, status
 
 Handler = Callable[[Request, dict[str, Any]], Awaitable[Response]]
@@ -86,6 +89,9 @@ def tenant_routes(ctx: Context, state: SupabaseState) -> list[BaseRoute]:
     async def storage_version(request: Request, project: dict[str, Any]) -> Response:
         return PlainTextResponse(views.STORAGE_VERSION)
 
+    async def auth_user(request: Request, project: dict[str, Any]) -> Response:
+        return user_response(request, project["keys"])
+
     async def not_found(request: Request, project: dict[str, Any]) -> Response:
         return _error(404, "no Route matched with those values")
 
@@ -93,7 +99,13 @@ def tenant_routes(ctx: Context, state: SupabaseState) -> list[BaseRoute]:
     return [
         Route(f"{base}/rest/v1/", gateway(rest_root), methods=["GET", "HEAD"]),
         Route(f"{base}/rest/v1", gateway(rest_root), methods=["GET", "HEAD"]),
+        Route(
+            f"{base}/rest/v1/{{table}}",
+            gateway(rest_handler(ctx)),
+            methods=["GET", "HEAD", "POST", "PATCH", "DELETE"],
+        ),
         Route(f"{base}/auth/v1/health", gateway(auth_health), methods=["GET"]),
+        Route(f"{base}/auth/v1/user", gateway(auth_user), methods=["GET"]),
         Route(f"{base}/storage/v1/version", gateway(storage_version), methods=["GET"]),
         Route(f"{base}/{{rest:path}}", gateway(not_found)),
     ]

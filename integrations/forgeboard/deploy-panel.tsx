@@ -1,0 +1,155 @@
+"use client";
+// The deploy panel: a Deploy button (one click id per rendered button, so a double click
+// deploys once) and the deployment's row, followed through Supabase realtime, rendered from
+// its structured per-step state — never by parsing log text.
+
+import { useCallback, useEffect, useState } from "react";
+
+import type { SupabaseClient } from "@supabase/supabase-js";
+
+import type { DeployResult } from "./deploy";
+import { TERMINAL, type DeploymentRow, type StepRow } from "./deployment";
+
+const STATE_LABEL: Record<StepRow["state"], string> = {
+  running: "running",
+  done: "done",
+  skipped: "skipped",
+  failed: "failed",
+};
+
+const STATUS_LABEL: Record<DeploymentRow["status"], string> = {
+  queued: "Queued",
+  running: "Deploying",
+  live: "Live",
+  unhealthy: "Live but failing its health check",
+  failed: "Failed",
+  cancelled: "Cancelled",
+};
+
+/** The row, kept current: read once, then every realtime UPDATE with a higher version. */
+export function useDeployment(
+  supabase: SupabaseClient,
+  deploymentId: string | null,
+): DeploymentRow | null {
+  const [row, setRow] = useState<DeploymentRow | null>(null);
+  useEffect(() => {
+    if (!deploymentId) return;
+    let alive = true;
+    const newer = (next: DeploymentRow) =>
+      setRow((current) => (current && current.version >= next.version ? current : next));
+    const channel = supabase
+      .channel(`deployment:${deploymentId}`)
+      .on(
+        "postgres_changes",
+        { event: "UPDATE", schema: "public", table: "deployments", filter: `id=eq.${deploymentId}` },
+        (payload) => newer(payload.new as DeploymentRow),
+      )
+      .subscribe();
+    void supabase
+      .from("deployments")
+      .select("*")
+      .eq("id", deploymentId)
+      .single<DeploymentRow>()
+      .then(({ data }) => {
+        if (alive && data) newer(data);
+      });
+    return () => {
+      alive = false;
+      void supabase.removeChannel(channel);
+    };
+  }, [supabase, deploymentId]);
+  return row;
+}
+
+function duration(step: StepRow): string {
+  if (!step.started_at || !step.finished_at) return "";
+  const ms = Date.parse(step.finished_at) - Date.parse(step.started_at);
+  return Number.isFinite(ms) && ms >= 0 ? ` (${(ms / 1000).toFixed(1)} s)` : "";
+}
+
+export function StepList({ steps }: { steps: StepRow[] }) {
+  return (
+    <ol className="forge-steps">
+      {steps.map((step) => (
+        <li key={step.step} data-state={step.state}>
+          <span className="forge-step-name">{step.step}</span>{" "}
+          <span className="forge-step-state">{STATE_LABEL[step.state]}</span>
+          {duration(step)}
+          {step.error ? <p className="forge-step-error">{step.error}</p> : null}
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+export interface DeployPanelProps {
+  supabase: SupabaseClient; // the browser client (anon key + the user's session)
+  projectId: string;
+  deploy: (input: { projectId: string; requestId: string }) => Promise<DeployResult>;
+  initialDeploymentId?: string | null;
+}
+
+export function DeployPanel({ supabase, projectId, deploy, initialDeploymentId }: DeployPanelProps) {
+  const [requestId, setRequestId] = useState(() => crypto.randomUUID());
+  const [deploymentId, setDeploymentId] = useState<string | null>(initialDeploymentId ?? null);
+  const [pending, setPending] = useState(false);
+  const [problem, setProblem] = useState<string | null>(null);
+  const row = useDeployment(supabase, deploymentId);
+  const busy = pending || (row !== null && !TERMINAL.has(row.status));
+
+  const onDeploy = useCallback(async () => {
+    setPending(true);
+    setProblem(null);
+    try {
+      const result = await deploy({ projectId, requestId });
+      if (result.ok) {
+        setDeploymentId(result.deploymentId);
+        setRequestId(crypto.randomUUID()); // the next click is a new deploy
+      } else {
+        if (result.deploymentId) setDeploymentId(result.deploymentId);
+        setProblem(result.message); // a retry click reuses requestId: the same row
+      }
+    } finally {
+      setPending(false);
+    }
+  }, [deploy, projectId, requestId]);
+
+  return (
+    <section className="forge-deploy-panel" aria-busy={busy}>
+      <button type="button" onClick={onDeploy} disabled={busy}>
+        {busy ? "Deploying…" : "Deploy"}
+      </button>
+      {problem ? <p role="alert">{problem}</p> : null}
+      {row ? (
+        <div className="forge-deployment" data-status={row.status}>
+          <p className="forge-status">
+            {STATUS_LABEL[row.status]}
+            {row.step && !TERMINAL.has(row.status) ? ` — ${row.step}` : null}
+          </p>
+          <StepList steps={row.steps} />
+          {row.app_url ? (
+            <p>
+              <a href={row.app_url} target="_blank" rel="noreferrer">
+                Open the live app
+              </a>
+            </p>
+          ) : null}
+          {row.repo_url ? (
+            <p>
+              <a href={row.repo_url} target="_blank" rel="noreferrer">
+                Repository
+              </a>
+            </p>
+          ) : null}
+          {row.error ? <p className="forge-error">{row.error}</p> : null}
+          {row.log_tail.length > 0 ? (
+            <details>
+              <summary>Log</summary>
+              <pre>{row.log_tail.join("\n")}</pre>
+            </details>
+          ) : null}
+        </div>
+      ) : null}
+    </section>
+  );
+}

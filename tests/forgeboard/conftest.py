@@ -1,0 +1,102 @@
+"""A ForgeBoard dashboard on the sandbox: one Supabase project of the session's sandbox with
+the dashboard's `projects` table and the kit's migration applied by the real `supabase db
+push`, its keys, and users' JWTs minted with the project's JWT secret (as a local Supabase
+stack's printed secret allows)."""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from supabase import Client, ClientOptions, create_client
+
+from tests.support.clis import REPO, CliRunner
+from tests.support.sandbox import SandboxProcess
+from tests.support.supabase_api import Management, project_entry
+
+KIT = REPO / "integrations" / "forgeboard"
+DASHBOARD_SQL = Path(__file__).with_name("dashboard_projects.sql")
+HISTORY_SQL = Path(__file__).with_name("deployment_history.sql")
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    ref: str
+    url: str  # the project's API base (https://<ref>.supabase.co's stand-in)
+    anon_key: str
+    service_key: str
+    jwt_secret: str
+    db_url: str
+    ca_file: str
+    push_output: str
+
+    def user_token(self, user_id: str, expires_in: int = 3600) -> str:
+        now = int(time.time())
+        claims = {
+            "sub": user_id,
+            "role": "authenticated",
+            "aud": "authenticated",
+            "email": f"{user_id[:8]}@forgeboard.example",
+            "iat": now,
+            "exp": now + expires_in,
+        }
+        return jwt.encode(claims, self.jwt_secret, algorithm="HS256")
+
+    def client(self, key: str | None = None, user_token: str | None = None) -> Client:
+        """supabase-py as a dashboard uses it: `key` (anon by default) and, for a signed-in
+        user, their access token as the bearer."""
+        headers = {"Authorization": f"Bearer {user_token}"} if user_token else {}
+        verify = ssl.create_default_context(cafile=self.ca_file)
+        options = ClientOptions(headers=headers, httpx_client=httpx.Client(verify=verify))
+        return create_client(self.url, key or self.anon_key, options)
+
+
+def push_migrations(cli: CliRunner, workdir: Path, db_url: str) -> str:
+    migrations = workdir / "supabase" / "migrations"
+    migrations.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DASHBOARD_SQL, migrations / "20261206110000_dashboard_projects.sql")
+    for path in sorted((KIT / "migrations").glob("*.sql")):
+        shutil.copy(path, migrations / path.name)
+    shutil.copy(HISTORY_SQL, migrations / "20261206130000_deployment_history.sql")
+    result = cli.run(
+        ["supabase", *cli.supabase_args, "db", "push", "--db-url", db_url, "--yes"], cwd=workdir
+    )
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="session")
+def dashboard(sandbox: SandboxProcess, tmp_path_factory: pytest.TempPathFactory) -> Dashboard:
+    home = tmp_path_factory.mktemp("forgeboard-home")
+    cli = CliRunner(sandbox.info, home)
+    api = Management(sandbox)
+    password = "Forge-Board-pass-1"
+    ref = api.create(f"forgeboard-{uuid.uuid4().hex[:8]}", db_pass=password)
+    api.wait_status(ref)
+    entry: dict[str, Any] | None = None
+    for _ in range(600):  # the keys come a little after the project (bounded reads)
+        entry = project_entry(sandbox, ref)
+        if entry and entry["api_keys"]:
+            break
+        time.sleep(0.05)
+    assert entry is not None and entry["api_keys"], "the dashboard project has no keys"
+    db_url = api.db_url(ref, password)
+    output = push_migrations(cli, tmp_path_factory.mktemp("forgeboard-push"), db_url)
+    anon, service = entry["api_keys"][0], entry["api_keys"][1]
+    return Dashboard(
+        ref=ref,
+        url=sandbox.info["supabase"]["project_url"].replace("{ref}", ref),
+        anon_key=anon,
+        service_key=service,
+        jwt_secret=entry["jwt_secret"],
+        db_url=db_url,
+        ca_file=sandbox.ca_file,
+        push_output=output,
+    )

@@ -1,0 +1,88 @@
+"""The kit's TypeScript: `tsc --noEmit --strict` on integrations/forgeboard, and deploy.ts run
+by node's test runner (compiled with the pinned tsc, supabase-js from npm) against a real
+dispatcher (with its status mirror) and the sandbox's dashboard project. The Node test's
+exit status is this test's verdict; its output is in the failure message."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from dispatcher.model import TERMINAL
+from tests.dispatcher.conftest import RunningDispatcher, start_dispatcher  # noqa: F401 - fixture
+from tests.forgeboard.conftest import KIT, Dashboard
+from tests.support.clis import REPO, CliRunner
+
+pytestmark = [pytest.mark.clis, pytest.mark.postgres]
+NODE_TESTS = REPO / "tests" / "forgeboard" / "node"
+
+
+@pytest.fixture
+def out_dir() -> Iterator[Path]:
+    """Inside the repo (gitignored build/), so node finds node_modules from the output."""
+    path = REPO / "build" / f"forgeboard-node-{uuid.uuid4().hex[:8]}"
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_the_kit_type_checks_strictly(cli: CliRunner) -> None:
+    result = cli.run(["tsc", "--noEmit", "--strict", "-p", str(KIT)], check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_deploy_action_against_the_dispatcher_and_the_dashboard(
+    cli: CliRunner,
+    dashboard: Dashboard,
+    start_dispatcher: Callable[..., RunningDispatcher],  # noqa: F811
+    unique: str,
+    out_dir: Path,
+) -> None:
+    running = start_dispatcher(
+        FORGEBOARD_SUPABASE_URL=dashboard.url,
+        FORGEBOARD_SUPABASE_SERVICE_KEY=dashboard.service_key,
+        FORGEBOARD_CA_FILE=dashboard.ca_file,
+        FORGEBOARD_POLL_S="0.2",
+    )
+    alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
+    service = dashboard.client(dashboard.service_key)
+    projects: dict[str, str] = {}
+    for label, owner in (("one", alice), ("two", alice), ("three", alice), ("bob", bob)):
+        project_id = f"proj_{unique}_{label}"
+        name = running.build(f"fb{unique}-{label}")
+        service.table("projects").insert(
+            {"id": project_id, "owner_id": owner, "name": name, "build_dir": name}
+        ).execute()
+        projects[label] = project_id
+
+    compiled = cli.run(["tsc", "-p", str(NODE_TESTS), "--outDir", str(out_dir)], check=False)
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    test_file = out_dir / "tests" / "forgeboard" / "node" / "deploy.test.js"
+    env = {
+        "FORGEBOARD_TEST_DASHBOARD_URL": dashboard.url,
+        "FORGEBOARD_TEST_ANON_KEY": dashboard.anon_key,
+        "FORGEBOARD_TEST_DISPATCHER_URL": running.url,
+        "FORGEBOARD_TEST_HOOK_SECRET": running.secret.decode(),
+        "FORGEBOARD_TEST_ALICE_TOKEN": dashboard.user_token(alice),
+        "FORGEBOARD_TEST_PROJECT_ONE": projects["one"],
+        "FORGEBOARD_TEST_PROJECT_TWO": projects["two"],
+        "FORGEBOARD_TEST_PROJECT_THREE": projects["three"],
+        "FORGEBOARD_TEST_BOBS_PROJECT": projects["bob"],
+    }
+    # Node 20 has WebSocket behind a flag (22 by default); supabase-js makes its realtime client.
+    argv = ["node", "--experimental-websocket", "--test", str(test_file)]
+    result = cli.run(argv, env=env, check=False, timeout=600)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert "# fail 0" in result.stdout and "# pass 4" in result.stdout, result.stdout
+
+    # The dispatcher's own view agrees: one deployment per clicked project, none otherwise.
+    store = running.store
+    assert len(store.list_deployments(projects["one"])) == 1
+    assert len(store.list_deployments(projects["two"])) == 1
+    assert store.list_deployments(projects["three"]) == []
+    assert store.list_deployments(projects["bob"]) == []
+    first = store.list_deployments(projects["one"])[0]
+    assert first.status in TERMINAL
