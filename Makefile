@@ -1,6 +1,6 @@
 # forge-deploy: the container images. The tests and the dev setup are scripts/test and
 # scripts/bootstrap; this file only builds images.
-.PHONY: image base-image docker-engine
+.PHONY: image base-image docker-engine screenshots
 
 IMAGE ?= forge-runner:dev
 DISPATCHER_IMAGE ?= forge-dispatcher:dev
@@ -20,3 +20,7 @@ base-image: docker-engine
 
 docker-engine:
 	scripts/docker-engine
+
+# The pages in Debian's chromium (tests/ui): PNGs into .forge-test/screenshots/ (gitignored).
+screenshots:
+	.venv/bin/pytest tests/ui -q

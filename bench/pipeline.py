@@ -5,7 +5,10 @@ Vercel queue 5 s + build 120 s, promotion 2 s), time-scaled by --scale. Prints t
 `forge-runner deploy`, of `forge-runner deploy --sequential` (GitHub → Supabase → Vercel), and
 the critical path computed from the sandbox's delays, with the two ratios.
 
-    .venv/bin/python bench/pipeline.py [--scale 0.5]
+    .venv/bin/python bench/pipeline.py [--scale 0.5] [--chart FILE]
+
+`--chart FILE` also draws the two runs' steps and the critical path as one PNG
+(`bench/pipeline_chart.py`).
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ def sandbox_env(state: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
-def timed_deploy(env: dict[str, str], build: Path, name: str, *extra: str) -> float:
+def timed_deploy(env: dict[str, str], build: Path, name: str, *extra: str) -> tuple[float, str]:
+    """(wall seconds, the runner's event stream)."""
     full = {
         **{k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "HOME")},
         **env,
@@ -76,12 +80,13 @@ def timed_deploy(env: dict[str, str], build: Path, name: str, *extra: str) -> fl
     last = json.loads(result.stdout.splitlines()[-1])
     if result.returncode != 0 or last["payload"]["outcome"] != "live":
         raise SystemExit(f"{name} did not end live:\n{result.stderr[-3000:]}")
-    return elapsed
+    return elapsed, result.stdout
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=0.5, help="sandbox time scale")
+    parser.add_argument("--chart", type=Path, default=None, help="also draw a PNG here")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="forge-bench-", dir="/var/tmp"))
     root.chmod(0o755)  # the sandbox's PostgreSQL runs as `postgres` and must enter
@@ -92,8 +97,10 @@ def main() -> None:
         build = root / "app"
         shutil.copytree(EXAMPLE, build)
         tag = uuid.uuid4().hex[:6]
-        overlapped = timed_deploy(env, build, f"bench-graph-{tag}")
-        sequential = timed_deploy(env, build, f"bench-line-{tag}", "--sequential")
+        overlapped, overlapped_events = timed_deploy(env, build, f"bench-graph-{tag}")
+        sequential, sequential_events = timed_deploy(
+            env, build, f"bench-line-{tag}", "--sequential"
+        )
         paths = critical_path(args.scale)
         report = {
             "scale": args.scale,
@@ -117,6 +124,20 @@ def main() -> None:
         ):
             print(f"{label:<32} {report[key]:8.3f}  {target}")
         print(json.dumps(report))
+        if args.chart is not None:
+            sys.path.insert(0, str(Path(__file__).parent))
+            import pipeline_chart
+
+            pipeline_chart.draw(
+                {
+                    "sequential": pipeline_chart.timeline_of(sequential_events),
+                    "overlapped": pipeline_chart.timeline_of(overlapped_events),
+                },
+                {"sequential": sequential, "overlapped": overlapped},
+                paths["critical"],
+                args.chart,
+            )
+            print(f"wrote {args.chart}")
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=60)

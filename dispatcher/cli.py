@@ -3,6 +3,8 @@
     forge-dispatcher serve [--host 127.0.0.1] [--port 8080]
     forge-dispatcher deploy DIR [--name N] [--sandbox] [--backend process|docker] [--json]
     forge-dispatcher status ID | logs [-f] ID | cancel ID | retry ID | teardown ID
+    forge-dispatcher link [ID]       a short-lived signed link to the page (/ui/)
+    forge-dispatcher timeline ID --png FILE   the page's timeline picture as a PNG
 
 `serve` reads its settings from the environment (README "The dispatcher"). The client commands
 talk to FORGE_DISPATCHER_URL (default http://127.0.0.1:8080) signing with FORGE_HOOK_SECRET.
@@ -13,6 +15,7 @@ and stops them.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ from dispatcher.client import ApiError, Client
 from dispatcher.progress import Progress
 from dispatcher.settings import ConfigError
 
+DEPLOYMENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 EXIT = {"live": 0, "failed": 1, "unhealthy": 3, "cancelled": 4}
 
 
@@ -114,6 +118,51 @@ def logs(deployment_id: str, follow_: bool) -> None:
             click.echo(json.dumps(event))
     except ApiError as e:
         raise click.ClickException(str(e)) from e
+
+
+@main.command()
+@click.argument("deployment_id", required=False)
+@click.option(
+    "--valid",
+    default=300,
+    show_default=True,
+    type=click.IntRange(10, 3600),
+    help="Seconds the link may be opened in (once).",
+)
+def link(deployment_id: str | None, valid: int) -> None:
+    """Print a link that opens the page of DEPLOYMENT_ID (or the list) in a browser."""
+    import time
+
+    from dispatcher.ui import links
+
+    secret = os.environ.get("FORGE_HOOK_SECRET")
+    if not secret:
+        raise click.UsageError("FORGE_HOOK_SECRET is not set: the dispatcher's hook key")
+    if deployment_id is not None and not DEPLOYMENT_ID.match(deployment_id):
+        raise click.BadParameter("not a deployment id", param_hint="DEPLOYMENT_ID")
+    url = os.environ.get("FORGE_DISPATCHER_URL", "http://127.0.0.1:8080")
+    target = links.target_for(deployment_id)
+    click.echo(links.mint(secret.encode(), url, target, time.time(), valid_s=valid))
+
+
+@main.command()
+@click.argument("deployment_id")
+@click.option("--png", "png", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def timeline(deployment_id: str, png: Path) -> None:
+    """Draw DEPLOYMENT_ID's timeline (the page's picture) into a PNG file."""
+    import time
+
+    from dispatcher.ui import timeline_png
+    from dispatcher.ui.timeline import from_public
+
+    dep = _call(lambda c: c.get(deployment_id))
+    events = _call(lambda c: list(c.events(deployment_id, follow=False)))
+    tl = from_public(events, dep, time.time())
+    if tl.start is None:
+        raise click.ClickException(f"deployment {deployment_id} has no step yet")
+    title = f"{dep['project_name']} {dep['action']} {deployment_id}: {dep['status']}"
+    timeline_png.render(tl, png, title)
+    click.echo(f"wrote {png}")
 
 
 @main.command(name="render-job")

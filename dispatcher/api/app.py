@@ -28,6 +28,7 @@ from dispatcher.api.metrics import RequestMetrics
 from dispatcher.api.routes import deployments, events, ops
 from dispatcher.api.routes.common import ApiSettings, Control
 from dispatcher.store.base import Store
+from dispatcher.ui.routes import router as ui_router
 
 __all__ = ["ApiSettings", "Control", "create_app"]
 
@@ -60,4 +61,5 @@ def create_app(store: Store, control: Control, settings: ApiSettings) -> FastAPI
     deployments.add_routes(app, store, control, settings)
     events.add_routes(app, store, control, settings)
     ops.add_routes(app, store, settings)
+    app.include_router(ui_router(store, control, settings))
     return app

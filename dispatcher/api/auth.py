@@ -22,7 +22,8 @@ from dispatcher.core.signing import WINDOW_S, AuthError, check
 OPEN_PATHS = frozenset({"/healthz", "/metrics", "/openapi.json", "/docs", "/redoc"})
 # Build bundles for Kubernetes init containers: the signed, short-lived token in the path is
 # their authentication (dispatcher/bundles.py).
-OPEN_PREFIXES = ("/bundles/",)
+# /ui/: the pages, which check their own session cookie (dispatcher.ui.links).
+OPEN_PREFIXES = ("/bundles/", "/ui/")
 
 
 class HookGuard:

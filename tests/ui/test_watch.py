@@ -1,0 +1,163 @@
+"""Watching a deploy in chromium: the list shows it in flight, its page shows the four steps
+turning done in order (Vercel's promote after Supabase's migrations, health last), the log
+grows while it runs, a reload and a dropped connection resume with every line once, and at the
+end the URLs are shown; the page works at 375 px and every button has a name."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from PIL import Image
+from playwright.sync_api import Page, expect
+
+from dispatcher.ui.views import line_text
+from tests.dispatcher.conftest import RunningDispatcher
+from tests.support.clis import REPO
+from tests.support.sandbox import SandboxProcess
+from tests.ui.conftest import NARROW, SHOTS, shot, signed_in
+
+pytestmark = [pytest.mark.clis, pytest.mark.postgres, pytest.mark.browser]
+LANES = ("github", "supabase", "vercel", "health")
+STATES_JS = """() => Object.fromEntries([...document.querySelectorAll('.steps .step')]
+  .map(li => [li.dataset.lane, li.dataset.state]))"""
+LINES_JS = """() => [...document.querySelectorAll('#log li')]
+  .flatMap(li => li.dataset.ids.split(' ')).map(Number)"""
+
+SELECT_JS = """() => { const r = document.createRange();
+  r.selectNodeContents(document.querySelector('#log li .text'));
+  const s = window.getSelection(); s.removeAllRanges(); s.addRange(r); return String(s); }"""
+
+
+def shown_ids(page: Page) -> list[int]:
+    ids: list[int] = page.evaluate(LINES_JS)
+    return ids
+
+
+def expected_ids(ui: RunningDispatcher, dep_id: str) -> list[int]:
+    return [e.id for e in ui.store.events(dep_id) if line_text(e) is not None]
+
+
+def unnamed_buttons(page: Page) -> list[str]:
+    found: list[str] = page.locator("button, a.button, a.ln").evaluate_all(
+        """els => els.filter(e => !(e.getAttribute('aria-label') || e.textContent.trim()))
+             .map(e => e.outerHTML)"""
+    )
+    return found
+
+
+def test_a_running_deploy_is_watched_to_live(
+    start_dispatcher: Callable[..., RunningDispatcher], sandbox: SandboxProcess, page: Page
+) -> None:
+    ui = start_dispatcher()
+    sandbox.set_time_scale(0.05)  # Supabase provisions ~4.5 s, Vercel builds ~6 s
+    dep = ui.deploy("ui-watch")
+    dep_id = dep["id"]
+    signed_in(ui, page)
+    row = page.locator(f"section.flight tr[data-id='{dep_id}']")
+    expect(row).to_be_visible()
+    expect(row).to_contain_text("ui-watch")
+    shot(page, "list-desktop")
+
+    page.goto(ui.url + f"/ui/deployments/{dep_id}")
+    seen: dict[str, list[str]] = {lane: [] for lane in LANES}
+    done_order: list[str] = []
+    counts: list[int] = []
+    reloaded = reconnected = shot_running = False
+    selected, selected_at = "", 0
+    while True:
+        states: dict[str, str] = page.evaluate(STATES_JS)
+        for lane in LANES:
+            if not seen[lane] or seen[lane][-1] != states[lane]:
+                seen[lane].append(states[lane])
+                if states[lane] == "done":
+                    done_order.append(lane)
+        ended = page.evaluate("document.getElementById('deployment').dataset.ended === '1'")
+        counts.append(len(shown_ids(page)))
+        if not shot_running and "running" in states.values() and counts[-1] > 5:
+            shot(page, "running-desktop")
+            shot_running = True
+        if not reloaded and states["github"] == "done" and not ended:
+            page.reload()  # a reload mid-deploy: starts from the first line again, once
+            reloaded = True
+        elif reloaded and not reconnected and states["supabase"] == "done" and not ended:
+            page.evaluate("window.forgeLog.reconnect()")  # a dropped connection, resumed
+            reconnected = True
+            selected = page.evaluate(SELECT_JS)  # a selection, kept while lines arrive
+            selected_at = counts[-1]
+        if ended:
+            break
+        page.wait_for_timeout(100)
+
+    expect(page.locator("#status")).to_contain_text("live")
+    assert selected and page.evaluate("String(window.getSelection())") == selected
+    assert len(shown_ids(page)) > selected_at, "no line came after the selection was made"
+    final = ui.get(dep_id)
+    assert final["status"] == "live", final
+    # Each lane went forward only, and they finished in the pipeline's order.
+    for lane in LANES:
+        assert seen[lane][-1] == "done", seen
+        order = ["pending", "running", "done"]
+        assert [order.index(s) for s in seen[lane]] == sorted(order.index(s) for s in seen[lane])
+    assert any("running" in s for s in seen.values()), seen  # watched while it ran
+    assert done_order.index("supabase") < done_order.index("vercel") < done_order.index("health")
+    assert done_order[-1] == "health", done_order
+    assert reloaded and reconnected
+    assert max(counts) > min(c for c in counts if c > 0), counts  # the log grew in view
+
+    ids = shown_ids(page)
+    assert len(ids) == len(set(ids)), "a log line was shown twice"
+    assert ids == expected_ids(ui, dep_id), "a log line is missing or out of order"
+    for name, url in final["urls"].items():
+        if url:
+            expect(page.locator(f"#url-{name}")).to_have_attribute("href", url)
+    assert page.locator(".failure").count() == 0
+    bars = page.locator("svg.timeline g.bar")
+    assert bars.count() >= 8, "every sub-step is a bar"
+    expect(page.locator("svg.timeline g.bar.running")).to_have_count(0)
+    assert unnamed_buttons(page) == []
+    shot(page, "live-desktop")
+
+    # Search narrows the lines; the wrap toggle; a line's link; the download is the whole log.
+    page.get_by_label("Search").fill("migrations")
+    expect(page.locator("#log-count")).to_contain_text("match")
+    visible = page.locator("#log li:visible")
+    assert 0 < visible.count() < len(ids)
+    for text in visible.all_inner_texts():
+        assert "migrations" in text.lower()
+    page.get_by_label("Search").fill("")
+    page.get_by_label("Wrap lines").uncheck()
+    expect(page.locator("#log")).not_to_have_class("log wrap")
+    first = page.locator("#log li a.ln").first
+    first.click()
+    assert page.url.endswith(f"#L{ids[0]}")
+    expect(page.locator("#log li.target")).to_have_id(f"L{ids[0]}")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download log").click()
+    lines = download.value.path().read_text().splitlines()
+    assert [int(line.split(" ")[1][1:]) for line in lines] == ids
+
+    page.set_viewport_size(NARROW)
+    page.reload()
+    expect(page.locator("#status")).to_contain_text("live")
+    expect(page.locator("#deployment")).to_have_attribute("data-ended", "1")
+    width: Any = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= NARROW["width"], f"the page is {width} px wide at 375 px"
+    shot(page, "live-narrow")
+    page.goto(ui.url + "/ui/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
+    shot(page, "list-narrow")
+
+    # The same timeline as a PNG, from the CLI.
+    png = SHOTS / "timeline.png"
+    png.unlink(missing_ok=True)
+    env = {"FORGE_HOOK_SECRET": ui.secret.decode(), "FORGE_DISPATCHER_URL": ui.url, "PATH": ""}
+    subprocess.run(
+        [sys.executable, "-m", "dispatcher.cli", "timeline", dep_id, "--png", str(png)],
+        env=env, cwd=REPO, check=True, capture_output=True,
+    )  # fmt: skip
+    with Image.open(png) as picture:
+        assert picture.format == "PNG" and picture.width >= 800, picture
