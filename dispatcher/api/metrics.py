@@ -26,11 +26,7 @@ class RequestMetrics:
         self.routes = routes
 
     def _route(self, scope: Scope) -> str:
-        for route in self.routes():
-            match, _ = route.matches(scope)
-            if match == Match.FULL:
-                return str(getattr(route, "path", "other"))
-        return "unmatched"
+        return _template(self.routes(), scope) or "unmatched"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,3 +46,15 @@ class RequestMetrics:
 def render(metrics: Metrics, store_registry: CollectorRegistry) -> bytes:
     """The text exposition of the process's counters and the app's store gauges."""
     return generate_latest(metrics.registry) + generate_latest(store_registry)
+
+
+def _template(routes: list[Any], scope: Scope) -> str | None:
+    """The template of the route `scope` matches, looking inside included routers."""
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            inner = getattr(route, "original_router", None)  # FastAPI's include_router
+            if inner is not None:
+                return _template(inner.routes, scope) or "other"
+            return str(getattr(route, "path", "other"))
+    return None

@@ -658,6 +658,7 @@ def test_metrics_parse_and_count(api: Api) -> None:
     api.create()
     api.create("p2")
     api.client.post("/v1/deployments", content=BODY, headers={"content-type": "application/json"})
+    assert api.client.get("/ui/").status_code == 401  # a page, without its session
     r = api.client.get("/metrics")
     assert r.status_code == 200
     families = {f.name: f for f in text_string_to_metric_families(r.text)}
@@ -671,6 +672,7 @@ def test_metrics_parse_and_count(api: Api) -> None:
     }
     assert requests[("POST", "/v1/deployments", "202")] == 2
     assert requests[("POST", "/v1/deployments", "401")] == 1
+    assert requests[("GET", "/ui/", "401")] == 1  # by template inside the pages' router too
     failures = {
         s.labels["reason"]: s.value
         for s in families["forge_hook_auth_failures"].samples
