@@ -59,6 +59,13 @@ class Subscription:
         except TimeoutError:
             return None
 
+    def take_queued(self) -> list[StoredEvent]:
+        """Every event queued by now, without waiting."""
+        taken = []
+        while not self.queue.empty():
+            taken.append(self.queue.get_nowait())
+        return taken
+
     def drain(self) -> None:
         while not self.queue.empty():
             self.queue.get_nowait()
@@ -154,19 +161,44 @@ async def follow(
     tick_s: float = 1.0,
 ) -> AsyncIterator[StoredEvent]:
     """Stored events after `after`, then live ones, each once and in id order, until the
-    deployment is over (see the module doc). Subscribes (on the running loop) before it reads
-    the backlog, and unsubscribes however the stream ends."""
+    deployment is over (see the module doc)."""
+    async for batch in follow_batches(store, subscribe, deployment_id, after, tick_s):
+        for event in batch:
+            yield event
+
+
+async def follow_batches(
+    store: Store,
+    subscribe: Callable[[], Subscription],
+    deployment_id: str,
+    after: int,
+    tick_s: float = 1.0,
+) -> AsyncIterator[list[StoredEvent]]:
+    """`follow`, as the batches it has at hand: a page of the backlog, or every live event
+    queued by now (a writer sends each batch at once, not one send per event). Subscribes (on
+    the running loop) before it reads the backlog, and unsubscribes however the stream ends."""
     last = after
     eofs: set[int] = set()
 
-    async def catch_up() -> AsyncIterator[StoredEvent]:
+    def keep(events: Iterable[StoredEvent]) -> list[StoredEvent]:
         nonlocal last
-        async for event in stored_events(store, deployment_id, last):
+        kept = []
+        for event in events:
             if event.id > last:
                 last = event.id
                 if event.type == "eof":
                     eofs.add(event.attempt)
-                yield event
+                kept.append(event)
+        return kept
+
+    async def catch_up() -> AsyncIterator[list[StoredEvent]]:
+        while True:
+            page = await anyio.to_thread.run_sync(store.events, deployment_id, last, PAGE)
+            kept = keep(page)
+            if kept:
+                yield kept
+            if len(page) < PAGE:
+                return
 
     def over(dep: Deployment | None, seen_terminal: int) -> bool:
         if dep is None:
@@ -177,8 +209,8 @@ async def follow(
 
     get: Callable[[str], Deployment | None] = store.get
     async with subscribe() as sub:
-        async for event in catch_up():
-            yield event
+        async for batch in catch_up():
+            yield batch
         seen_terminal = 0
         check = True
         while True:
@@ -187,23 +219,28 @@ async def follow(
                 if dep is not None and dep.status in TERMINAL:
                     seen_terminal += 1
                     sub.drain()
-                    async for event in catch_up():
-                        yield event
+                    async for batch in catch_up():
+                        yield batch
                 else:
                     seen_terminal = 0
                 if over(dep, seen_terminal):
                     return
             live = await sub.get(tick_s)
-            check = live is None or live.type == "eof"
-            if sub.overflowed or (live is not None and live.id > last + 1):
-                sub.drain()
-                async for event in catch_up():
-                    yield event
-            elif live is not None and live.id > last:
-                last = live.id
-                if live.type == "eof":
-                    eofs.add(live.attempt)
-                yield live
+            check = live is None
+            if live is None:
+                continue
+            arrived = [live, *sub.take_queued()]
+            check = any(event.type == "eof" for event in arrived)
+            ids = [event.id for event in arrived if event.id > last]
+            contiguous = ids == list(range(last + 1, last + 1 + len(ids)))
+            if sub.overflowed or not contiguous:
+                sub.drain()  # a gap: what is missing (and what came) is read back, in order
+                async for batch in catch_up():
+                    yield batch
+            else:
+                kept = keep(arrived)
+                if kept:
+                    yield kept
 
 
 def event_json(event: StoredEvent) -> str:

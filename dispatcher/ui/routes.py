@@ -24,7 +24,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from dispatcher.api.routes.common import ApiSettings, Control, DeploymentId
-from dispatcher.core.hub import event_json, follow
+from dispatcher.api.routes.events import SEP, sse_chunk
+from dispatcher.core.hub import follow_batches
 from dispatcher.core.policy import Action, Refused, refusal
 from dispatcher.model import StoredEvent
 from dispatcher.store.base import Store
@@ -181,7 +182,7 @@ def router(store: Store, control: Control, settings: ApiSettings) -> APIRouter:
             return who
         if await run_in_threadpool(store.get, deployment_id) is None:
             return refused(request, 404, f"no deployment {deployment_id}")
-        followed: AsyncIterator[StoredEvent] = follow(
+        followed: AsyncIterator[list[StoredEvent]] = follow_batches(
             store,
             lambda: control.subscribe(deployment_id),
             deployment_id,
@@ -189,12 +190,12 @@ def router(store: Store, control: Control, settings: ApiSettings) -> APIRouter:
             tick_s=settings.sse_tick_s,
         )
 
-        async def sse() -> AsyncIterator[ServerSentEvent]:
-            async for event in followed:
-                yield ServerSentEvent(data=event_json(event), id=str(event.id), event=event.type)
-            yield ServerSentEvent(data="{}", event="end")  # the page stops reconnecting
+        async def sse() -> AsyncIterator[bytes | ServerSentEvent]:
+            async for batch in followed:
+                yield sse_chunk(batch)
+            yield ServerSentEvent(data="{}", event="end", sep=SEP)  # the page stops reconnecting
 
-        return EventSourceResponse(sse(), ping=settings.sse_ping_s, headers=HEADERS)
+        return EventSourceResponse(sse(), ping=settings.sse_ping_s, headers=HEADERS, sep=SEP)
 
     @pages.post("/deployments/{deployment_id}/{action}")
     async def act(

@@ -20,12 +20,24 @@ from dispatcher.api.routes.common import (
     DeploymentId,
     existing,
 )
-from dispatcher.core.hub import event_json, follow, stored_events
+from dispatcher.core.hub import event_json, follow_batches, stored_events
 from dispatcher.model import StoredEvent
 from dispatcher.store.base import Store
 
 NDJSON = "application/x-ndjson"
 MAX_ID = 2**63 - 1  # what an SQLite / PostgreSQL bigint holds
+
+
+SEP = "\n"  # not CRLF: a client splitting lines per chunk would break a CR|LF across two
+
+
+def sse_chunk(batch: list[StoredEvent]) -> bytes:
+    """A batch of events as one write: their SSE frames (id = event id, event = type, data =
+    the event's JSON, made once per event for every watcher)."""
+    return b"".join(
+        ServerSentEvent(data=event_json(e), id=str(e.id), event=e.type, sep=SEP).encode()
+        for e in batch
+    )
 
 
 def add_routes(app: FastAPI, store: Store, control: Control, settings: ApiSettings) -> None:
@@ -70,8 +82,8 @@ def add_routes(app: FastAPI, store: Store, control: Control, settings: ApiSettin
         accept = request.headers.get("accept", "")
         jsonl = format == "jsonl" or (format == "auto" and NDJSON in accept)
 
-        def followed() -> AsyncIterator[StoredEvent]:
-            return follow(
+        def followed() -> AsyncIterator[list[StoredEvent]]:
+            return follow_batches(
                 store,
                 lambda: control.subscribe(deployment_id),
                 deployment_id,
@@ -80,16 +92,19 @@ def add_routes(app: FastAPI, store: Store, control: Control, settings: ApiSettin
             )
 
         if jsonl:
-            source = followed() if follow_ else stored_events(store, deployment_id, start)
 
             async def lines() -> AsyncIterator[str]:
-                async for event in source:
-                    yield event_json(event) + "\n"
+                if follow_:
+                    async for batch in followed():
+                        yield "".join(event_json(event) + "\n" for event in batch)
+                else:
+                    async for event in stored_events(store, deployment_id, start):
+                        yield event_json(event) + "\n"
 
             return StreamingResponse(lines(), media_type=NDJSON)
 
-        async def sse() -> AsyncIterator[ServerSentEvent]:
-            async for event in followed():
-                yield ServerSentEvent(data=event_json(event), id=str(event.id), event=event.type)
+        async def sse() -> AsyncIterator[bytes]:
+            async for batch in followed():
+                yield sse_chunk(batch)
 
-        return EventSourceResponse(sse(), ping=settings.sse_ping_s)
+        return EventSourceResponse(sse(), ping=settings.sse_ping_s, sep=SEP)
