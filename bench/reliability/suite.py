@@ -1,0 +1,36 @@
+"""Every kind of case, derived against one world: (kind, cases, how to run one)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
+
+from bench.reliability import crashes, faults
+from bench.reliability.table import Verdict
+from bench.reliability.world import World
+
+Kind = tuple[str, list[Any], Callable[[Any], Verdict]]
+
+
+def _wanted(kind: str, only: list[str]) -> bool:
+    return not only or any(kind.startswith(prefix) for prefix in only)
+
+
+def derive(w: World, only: list[str]) -> Iterator[Kind]:
+    if any(_wanted(f"fault: {s}", only) for s in faults.SCENARIOS):
+        recording = faults.record(w)
+        for kind, cases in faults.cases(recording).items():
+            if _wanted(kind, only):
+                yield kind, list(cases), partial(_fault, w, recording)
+    if _wanted("crash: deploy", only):
+        crash_recording = crashes.record(w)
+        yield "crash: deploy", crashes.cases(crash_recording), partial(_crash, w, crash_recording)
+
+
+def _crash(w: World, recording: crashes.Recording, case: crashes.CrashCase) -> Verdict:
+    return crashes.run_case(w, recording, case)
+
+
+def _fault(w: World, recording: faults.Recording, case: faults.FaultCase) -> Verdict:
+    return faults.run_case(w, recording, case)
