@@ -50,15 +50,17 @@ def main(argv: list[str] | None = None) -> int:
 def run(sample: int, seed: int, only: list[str], progress: Callable[[str], None]) -> list[Row]:
     rows: list[Row] = []
     with world() as w:
-        for kind, cases, runner in suite.derive(w, only):
+        for derived in suite.derive(w, only):
+            kind, cases = derived.name, derived.cases
             chosen = cases
-            if sample and len(cases) > sample:
-                chosen = random.Random(f"{seed}:{kind}").sample(cases, sample)  # noqa: S311 (a sample, not a secret)
+            if derived.sampled and sample and len(cases) > sample:
+                pick = random.Random(f"{seed}:{kind}")  # noqa: S311 (a sample, not a secret)
+                chosen = pick.sample(cases, sample)
             row = Row(kind, len(cases))
             for case in chosen:
                 t = time.monotonic()
-                verdict = runner(case)
-                verdict.seconds = round(time.monotonic() - t, 2)
+                verdict = derived.run(case)
+                verdict.seconds = verdict.seconds or round(time.monotonic() - t, 2)
                 row.verdicts.append(verdict)
                 mark = "ok  " if verdict.passed else "FAIL"
                 progress(f"{mark} {kind}: {verdict.case} ({verdict.seconds} s)")

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from bench.reliability import crashes, faults
+from bench.reliability import crashes, faults, scan
 from bench.reliability.table import Verdict
 from bench.reliability.world import World
 
-Kind = tuple[str, list[Any], Callable[[Any], Verdict]]
+
+@dataclass
+class Kind:
+    name: str
+    cases: list[Any]
+    run: Callable[[Any], Verdict]
+    sampled: bool = True  # False: one pass that yields all its cases (the secret scan)
+
+
+def _done(verdict: Verdict) -> Verdict:
+    return verdict
 
 
 def _wanted(kind: str, only: list[str]) -> bool:
@@ -22,10 +33,14 @@ def derive(w: World, only: list[str]) -> Iterator[Kind]:
         recording = faults.record(w)
         for kind, cases in faults.cases(recording).items():
             if _wanted(kind, only):
-                yield kind, list(cases), partial(_fault, w, recording)
+                yield Kind(kind, list(cases), partial(_fault, w, recording))
     if _wanted("crash: deploy", only):
         crash_recording = crashes.record(w)
-        yield "crash: deploy", crashes.cases(crash_recording), partial(_crash, w, crash_recording)
+        yield Kind(
+            "crash: deploy", crashes.cases(crash_recording), partial(_crash, w, crash_recording)
+        )
+    if _wanted("secrets", only):
+        yield Kind("secrets: every output", scan.verdicts(w), _done, sampled=False)
 
 
 def _crash(w: World, recording: crashes.Recording, case: crashes.CrashCase) -> Verdict:
