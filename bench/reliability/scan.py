@@ -28,6 +28,7 @@ import psycopg
 from bench.reliability.dispatchers import Deployer, running_dispatcher
 from bench.reliability.table import Verdict
 from bench.reliability.world import World
+from dispatcher.container import SECRETS_ROOT
 from dispatcher.launchers import k8s_specs
 from dispatcher.launchers.base import RunSpec
 from tests.dispatcher.conftest import dump_postgres, dump_sqlite
@@ -128,7 +129,7 @@ def _collect(w: World, launcher: str, store: str, out: Outputs) -> None:
                     f"{tag}: k8s Secret of {spec.name} (its env file left out)", json.dumps(secret)
                 )
         for spec in deployer.specs:  # the Docker launcher's token files on the host's tmpfs
-            for path in Path("/dev/shm").glob(f"{spec.name}*/**/*"):
+            for path in SECRETS_ROOT.glob(f"{spec.name}*/**/*"):
                 if path.is_file():
                     out.add(f"{tag}: host file {path}", _read(path))
         for path in sorted(deployer.state.rglob("*")):
