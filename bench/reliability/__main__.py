@@ -33,41 +33,57 @@ def main(argv: list[str] | None = None) -> int:
     mode = f"--sample {args.sample} --seed {seed}" if args.sample else "full"
     print(f"reliability: {mode}", flush=True)
     started = time.monotonic()
-    rows = run(args.sample, seed, only, progress=lambda line: print(line, flush=True))
+    meta: dict[str, Any] = {"mode": mode, "seed": seed, "sample": args.sample, "done": False}
+
+    def save(rows: list[Row], done: bool = False) -> None:
+        meta.update(seconds=round(time.monotonic() - started, 1), done=done)
+        write(args.out, rows, meta)
+
+    rows = run(args.sample, seed, only, save, progress=lambda line: print(line, flush=True))
+    save(rows, done=True)
     print()
     print(render(rows))
-    meta: dict[str, Any] = {
-        "mode": mode,
-        "seed": seed,
-        "sample": args.sample,
-        "seconds": round(time.monotonic() - started, 1),
-    }
-    write(args.out, rows, meta)
     print(f"\nwritten to {args.out}; seed {seed}")
     return 0 if all(v.passed for row in rows for v in row.verdicts) else 1
 
 
-def run(sample: int, seed: int, only: list[str], progress: Callable[[str], None]) -> list[Row]:
-    rows: list[Row] = []
+def run(
+    sample: int,
+    seed: int,
+    only: list[str],
+    save: Callable[[list[Row]], None],
+    progress: Callable[[str], None],
+) -> list[Row]:
+    """Every kind derived first; then their cases round-robin, each kind's in a seeded random
+    order (all of them, or `sample`), the figures saved after each case: a run cut short is
+    a uniform sample of every kind."""
     with world() as w:
-        for derived in suite.derive(w, only):
-            kind, cases = derived.name, derived.cases
-            chosen = cases
-            if derived.sampled and sample and len(cases) > sample:
-                pick = random.Random(f"{seed}:{kind}")  # noqa: S311 (a sample, not a secret)
-                chosen = pick.sample(cases, sample)
-            row = Row(kind, len(cases))
-            for case in chosen:
+        kinds = list(suite.derive(w, only, seed))
+        rows = [Row(k.name, len(k.cases)) for k in kinds]
+        queues: list[list[Any]] = []
+        for kind, row in zip(kinds, rows, strict=True):
+            if not kind.sampled:  # one pass, done while deriving: its cases are verdicts
+                row.verdicts = list(kind.cases)
+                queues.append([])
+                continue
+            order = random.Random(f"{seed}:{kind.name}")  # noqa: S311 (a sample, not a secret)
+            queues.append(order.sample(kind.cases, min(sample or len(kind.cases), len(kind.cases))))
+        save(rows)
+        while any(queues):
+            for kind, row, queue in zip(kinds, rows, queues, strict=True):
+                if not queue:
+                    continue
+                case = queue.pop(0)
                 t = time.monotonic()
-                verdict = derived.run(case)
+                verdict = kind.run(case)
                 verdict.seconds = verdict.seconds or round(time.monotonic() - t, 2)
                 row.verdicts.append(verdict)
+                save(rows)
                 mark = "ok  " if verdict.passed else "FAIL"
-                progress(f"{mark} {kind}: {verdict.case} ({verdict.seconds} s)")
+                progress(f"{mark} {kind.name}: {verdict.case} ({verdict.seconds} s)")
                 for problem in verdict.problems():
                     progress(f"     {problem[:2000]}")
-            rows.append(row)
-    return rows
+        return rows
 
 
 if __name__ == "__main__":

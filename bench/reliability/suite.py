@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from bench.reliability import crashes, faults, scan
+from bench.reliability import crashes, faults, hostile, hostile_api, scan
+from bench.reliability.dispatchers import running_dispatcher
 from bench.reliability.table import Verdict
 from bench.reliability.world import World
 
@@ -28,7 +29,7 @@ def _wanted(kind: str, only: list[str]) -> bool:
     return not only or any(kind.startswith(prefix) for prefix in only)
 
 
-def derive(w: World, only: list[str]) -> Iterator[Kind]:
+def derive(w: World, only: list[str], seed: int) -> Iterator[Kind]:
     if any(_wanted(f"fault: {s}", only) for s in faults.SCENARIOS):
         recording = faults.record(w)
         for kind, cases in faults.cases(recording).items():
@@ -39,8 +40,19 @@ def derive(w: World, only: list[str]) -> Iterator[Kind]:
         yield Kind(
             "crash: deploy", crashes.cases(crash_recording), partial(_crash, w, crash_recording)
         )
+    if _wanted("hostile: runner", only):
+        yield Kind("hostile: runner input", hostile.runner_cases(seed), partial(_hostile, w))
+    if _wanted("hostile: api", only):
+        with running_dispatcher(w, "process", None) as deployer:
+            api_cases = hostile_api.generated(deployer, per_operation=20)
+            api_cases += hostile_api.crafted(deployer, seed)
+        yield Kind("hostile: api requests", api_cases, _done, sampled=False)
     if _wanted("secrets", only):
         yield Kind("secrets: every output", scan.verdicts(w), _done, sampled=False)
+
+
+def _hostile(w: World, case: hostile.RunnerCase) -> Verdict:
+    return hostile.run_runner_case(w, case)
 
 
 def _crash(w: World, recording: crashes.Recording, case: crashes.CrashCase) -> Verdict:
