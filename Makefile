@@ -1,6 +1,6 @@
-# forge-deploy: the container image. The tests and the dev setup are scripts/test and
-# scripts/bootstrap; this file only builds images.
-.PHONY: image base-image docker-engine
+# forge-deploy: the container image and the reliability suite. The tests and the dev setup are
+# scripts/test and scripts/bootstrap.
+.PHONY: image base-image docker-engine reliability
 
 IMAGE ?= forge-runner:dev
 
@@ -15,3 +15,9 @@ base-image: docker-engine
 
 docker-engine:
 	scripts/docker-engine
+
+# The reliability suite, every case (bench/reliability): one table of cases tried, passed,
+# lost, duplicated, stuck and leaked per kind, written to bench/results/reliability.json.
+# RELIABILITY_ARGS="--sample 5 --seed 7" for a sample, "--only fault" for one kind.
+reliability: image
+	.venv/bin/python -m bench.reliability $(RELIABILITY_ARGS)

@@ -65,6 +65,10 @@ def run(
             if not kind.sampled:  # one pass, done while deriving: its cases are verdicts
                 row.verdicts = list(kind.cases)
                 queues.append([])
+                failed = [v for v in row.verdicts if not v.passed]
+                progress(f"{kind.name}: {len(row.verdicts)} cases, {len(failed)} failed")
+                for verdict in failed:
+                    progress(f"FAIL {kind.name}: {verdict.case}: {verdict.problems()}")
                 continue
             order = random.Random(f"{seed}:{kind.name}")  # noqa: S311 (a sample, not a secret)
             queues.append(order.sample(kind.cases, min(sample or len(kind.cases), len(kind.cases))))
