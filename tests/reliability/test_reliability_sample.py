@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.image.conftest import docker_client, runner_image  # noqa: F401 - fixtures
 from tests.support.clis import REPO
 
 PER_KIND = int(os.environ.get("FORGE_RELIABILITY_SAMPLE", "1"))
@@ -24,6 +25,7 @@ pytestmark = [pytest.mark.clis, pytest.mark.postgres, pytest.mark.docker]
 
 def test_a_seeded_sample_of_every_kind_loses_duplicates_sticks_and_leaks_nothing(
     tmp_path: Path,
+    runner_image: str,  # the secret scan deploys with it and greps its layers  # noqa: F811
 ) -> None:
     seed = int(os.environ.get("FORGE_RELIABILITY_SEED") or random.randrange(1 << 31))
     print(f"reliability sample seed: {seed} (replay: FORGE_RELIABILITY_SEED={seed})")
