@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="the sample's seed (printed)")
     parser.add_argument("--only", default="", help="comma-separated kind prefixes to run")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--merge", action="store_true", help="keep other kinds' rows in --out")
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C: the sandbox and the PostgreSQL cluster are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def save(rows: list[Row], done: bool = False) -> None:
         meta.update(seconds=round(time.monotonic() - started, 1), done=done)
-        write(args.out, rows, meta)
+        write(args.out, rows, meta, merge=args.merge)
 
     rows = run(args.sample, seed, only, save, progress=lambda line: print(line, flush=True))
     save(rows, done=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from bench.reliability import crashes, faults, hostile, hostile_api, scan
+from bench.reliability import chaos, crashes, faults, hostile, hostile_api, scan
 from bench.reliability.dispatchers import running_dispatcher
 from bench.reliability.table import Verdict
 from bench.reliability.world import World
@@ -40,6 +40,8 @@ def derive(w: World, only: list[str], seed: int) -> Iterator[Kind]:
         yield Kind(
             "crash: deploy", crashes.cases(crash_recording), partial(_crash, w, crash_recording)
         )
+    if _wanted("chaos: dispatcher", only):
+        yield Kind("chaos: dispatcher SIGKILL", chaos.record(w), partial(_chaos, w))
     if _wanted("hostile: runner", only):
         yield Kind("hostile: runner input", hostile.runner_cases(seed), partial(_hostile, w))
     if _wanted("hostile: api", only):
@@ -49,6 +51,10 @@ def derive(w: World, only: list[str], seed: int) -> Iterator[Kind]:
         yield Kind("hostile: api requests", api_cases, _done, sampled=False)
     if _wanted("secrets", only):
         yield Kind("secrets: every output", scan.verdicts(w), _done, sampled=False)
+
+
+def _chaos(w: World, case: chaos.ChaosCase) -> Verdict:
+    return chaos.run_case(w, case)
 
 
 def _hostile(w: World, case: hostile.RunnerCase) -> Verdict:

@@ -83,6 +83,14 @@ def document(rows: list[Row], meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write(path: Path, rows: list[Row], meta: dict[str, Any]) -> None:
+def write(path: Path, rows: list[Row], meta: dict[str, Any], merge: bool = False) -> None:
+    """The figures as JSON; with `merge`, rows of other kinds already in `path` are kept (a run
+    of some kinds, `--only`, completes an earlier run's table)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document(rows, meta), indent=2) + "\n")
+    doc = document(rows, meta)
+    if merge and path.exists():
+        ours = {row.kind for row in rows}
+        kept = [r for r in json.loads(path.read_text())["rows"] if r["kind"] not in ours]
+        doc["rows"] = kept + doc["rows"]
+        doc["merged"] = True
+    path.write_text(json.dumps(doc, indent=2) + "\n")
