@@ -175,3 +175,29 @@ def test_a_create_served_after_the_client_gave_up_is_found_not_doubled(
     assert sandbox.admin("GET", "faults").json()[0]["hits"] == 1
     assert result.returncode == 0, result.explain()
     assert mine(sandbox, name) == {"repos": 1, "supabase": 1, "vercel": 1, "deployments": 1}
+
+
+def test_a_refused_supabase_rest_check_is_checked_again_not_answered_with_a_new_build(
+    sandbox: SandboxProcess, forge_runner: RunnerProcess, unique: str, tmp_path: Path
+) -> None:
+    """Found by bench/reliability: one 403 from the Supabase REST endpoint made the runner
+    rebuild the Vercel app (a second deployment) although the app answered fine."""
+    name = f"rest-{unique}"
+    build = tmp_path / "app"
+    shutil.copytree(EXAMPLE, build)
+    sandbox.set_faults(
+        [
+            {
+                "service": "apps",
+                "method": "GET",
+                "path": "^/sb/[a-z]+/rest/v1/?$",
+                "action": "status",
+                "status": 403,
+                "times": 1,
+            }
+        ]
+    )
+    result = forge_runner.run(["deploy", "--build-dir", str(build), "--name", name])
+    assert sandbox.admin("GET", "faults").json()[0]["hits"] == 1
+    assert result.returncode == 0, result.explain()
+    assert mine(sandbox, name) == {"repos": 1, "supabase": 1, "vercel": 1, "deployments": 1}
