@@ -1,8 +1,8 @@
 """CI's bounded run of the reliability suite (`make reliability` runs all of it): a seeded
 sample of every sampled kind (fault matrix, crash points, dispatcher chaos, hostile runner
-input) plus the one-pass kinds whole (hostile API requests, the secret scan). The seed is printed and in every failure
-message; `FORGE_RELIABILITY_SEED` replays one. Every lost, duplicated, stuck and leaked count
-must be 0, and every case tried must pass."""
+input) plus the one-pass kinds whole (hostile API requests, the secret scan). The seed is
+printed and in every failure message; `FORGE_RELIABILITY_SEED` replays one. Every lost,
+duplicated, stuck and leaked count must be 0, and every case tried must pass."""
 
 from __future__ import annotations
 
