@@ -1,6 +1,6 @@
-# forge-deploy: the container images. The tests and the dev setup are scripts/test and
-# scripts/bootstrap; this file only builds images.
-.PHONY: image base-image docker-engine screenshots
+# forge-deploy: the container images and the reliability suite. The tests and the dev setup
+# are scripts/test and scripts/bootstrap.
+.PHONY: image base-image docker-engine screenshots reliability
 
 IMAGE ?= forge-runner:dev
 DISPATCHER_IMAGE ?= forge-dispatcher:dev
@@ -24,3 +24,9 @@ docker-engine:
 # The pages in Debian's chromium (tests/ui): PNGs into .forge-test/screenshots/ (gitignored).
 screenshots:
 	.venv/bin/pytest tests/ui -q
+
+# The reliability suite, every case (bench/reliability): one table of cases tried, passed,
+# lost, duplicated, stuck and leaked per kind, written to bench/results/reliability.json.
+# RELIABILITY_ARGS="--sample 5 --seed 7" for a sample, "--only fault" for one kind.
+reliability: image
+	.venv/bin/python -m bench.reliability $(RELIABILITY_ARGS)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.checkpoints import Checkpoints
+from runner.ensure import Settle
 from runner.errors import Cancelled
 from runner.events import EventType, EventWriter
 from runner.http import ProviderHttp, RetryPolicy, Sleep, new_session
@@ -31,6 +32,10 @@ class RunContext:
     def __post_init__(self) -> None:
         self.stop_reason = "cancelled"
         s = self.settings
+        # A create the client gave up on may land up to about one more timeout later; a look
+        # every quarter timeout stays far inside the providers' rate limits.
+        timeout = s.run.http_timeout_s
+        self.settle = Settle(2 * timeout, max(s.run.poll_interval_s, timeout / 4), self.clock)
         github_headers = {
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": "2022-11-28",

@@ -3,13 +3,17 @@
 `ensure(find, create)` returns what `find` finds (after checking it is ours) or what `create`
 makes. A create whose outcome is unknown (timeout, reset, 5xx) or that answers "already
 exists" is never simply repeated: the next round looks first, so a retried create cannot make a
-second resource.
+second resource. A create whose answer was lost may still be at work on the provider's side (a
+slow server finishes what the client gave up on): after one, a look that finds nothing is
+repeated for the `Settle` window before the next create, so that late create is found, not doubled.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from runner.errors import AmbiguousError, FatalError, RetryableError
@@ -27,6 +31,17 @@ class AlreadyExists(RetryableError):
         super().__init__(provider, 409, message, delay=0.0)
 
 
+@dataclass(frozen=True)
+class Settle:
+    """How long to keep looking, after a create whose answer was lost, before creating again:
+    `window_s` of real time (the provider's work, not a backoff: never scaled), a look every
+    `poll_s`."""
+
+    window_s: float = 0.0
+    poll_s: float = 1.0
+    clock: Callable[[], float] = time.monotonic
+
+
 def _again(error: BaseException) -> bool:
     return isinstance(error, AmbiguousError | AlreadyExists) or (
         isinstance(error, RetryableError) and not isinstance(error, FatalError)
@@ -39,18 +54,38 @@ def ensure(
     create: Callable[[], T],
     policy: RetryPolicy,
     sleep: Sleep,
+    settle: Settle | None = None,
 ) -> tuple[T, bool]:
     """(resource, created). `find` raises `NotOurs` for a resource that is not ours."""
     created = False
+    unsure = False  # the last create's answer was lost: it may still land
+    settle = settle or Settle()
+
+    def look() -> T | None:
+        found = find()
+        if found is not None or not unsure:
+            return found
+        deadline = settle.clock() + settle.window_s
+        if settle.window_s > 0:
+            log.info("%s: not there after a lost answer; looking for %.0f s", what, settle.window_s)
+        while found is None and settle.clock() < deadline:
+            sleep(settle.poll_s)
+            found = find()
+        return found
 
     def round_() -> T:
-        nonlocal created
-        found = find()
+        nonlocal created, unsure
+        found = look()
         if found is not None:
             return found
         log.info("creating %s", what)
         created = True  # even if the answer is lost, this run made it
-        return create()
+        unsure = False
+        try:
+            return create()
+        except AmbiguousError:
+            unsure = True
+            raise
 
     for attempt in retrying(policy, sleep, _again):
         with attempt:

@@ -153,6 +153,15 @@ def _release(
             report.outcome = "unhealthy"
             return
         attempts += 1
+        app_ok = all(item["ok"] for item in checked.evidence if item["check"] == "app")
+        if app_ok:  # only Supabase's REST endpoint failed: a new build of the app cannot help
+            log.warning(
+                "Supabase REST check failed; checking again (%d of %d)",
+                attempts,
+                run.health_redeploys,
+            )
+            ctx.wait(ctx.policy.wait(None, attempts))
+            continue
         log.warning("health check failed; redeploy %d of %d", attempts, run.health_redeploys)
         deployment = _build(ctx, project, copy, "vercel.redeploy", force_new=True)
 

@@ -4,7 +4,9 @@ App names become a GitHub repository, a Supabase project (`forge-<name>`) and a 
 so they follow the strictest of the three plus shell- and path-safety: 2 to 40 characters of
 `a-z 0-9 -`, starting with a letter, ending with a letter or digit, no `--`, not reserved.
 A build directory must exist, hold at least one file, keep every symlink inside itself, hold
-no special files, and have UTF-8 migrations named `<version>_<name>.sql`.
+no special files, no name with a control character, no file it ships over 100 MB (GitHub refuses
+such a push, Vercel such an upload; `node_modules/` is never shipped), and have UTF-8 migrations
+named `<version>_<name>.sql`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from pathlib import Path
 from runner.errors import BadInput
 
 MAX_NAME = 40
+MAX_FILE_BYTES = 100 * 1024 * 1024  # GitHub's hard per-file limit; Vercel's upload limit
+NOT_SHIPPED = frozenset({"node_modules", ".git"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NAME = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 _SHELL = set("`$&|;<>(){}[]*?!~#'\"\\ \t\n\r")
 _MIGRATION = re.compile(r"^(\d+)_(.*)\.sql$")
@@ -86,8 +91,12 @@ def build_dir(raw: str) -> Path:
         here = Path(current)
         for name in [*dirs, *names]:
             entry = here / name
-            mode = entry.lstat().st_mode
+            info = entry.lstat()
+            mode = info.st_mode
             rel = entry.relative_to(root)
+            if _CONTROL.search(name):
+                shown = json.dumps(str(rel), ensure_ascii=True)
+                raise BadInput(f"build directory: the name {shown} holds a control character")
             if stat.S_ISLNK(mode):
                 target = (entry.parent / entry.readlink()).resolve()
                 if target != root and root not in target.parents:
@@ -98,6 +107,13 @@ def build_dir(raw: str) -> Path:
                 raise BadInput(f"build directory: {rel} is not a regular file or directory")
             elif stat.S_ISREG(mode):
                 files += 1
+                shipped = not NOT_SHIPPED.intersection(rel.parts)
+                if shipped and info.st_size > MAX_FILE_BYTES:
+                    raise BadInput(
+                        f"build directory: {rel} is {info.st_size / 2**20:.0f} MB; files over "
+                        f"{MAX_FILE_BYTES // 2**20} MB cannot be pushed to GitHub nor uploaded "
+                        "to Vercel"
+                    )
         dirs[:] = [d for d in dirs if not (here / d).is_symlink()]
     if files == 0:
         raise BadInput(f"build directory {raw} is empty")

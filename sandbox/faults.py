@@ -1,7 +1,8 @@
 """Fault injection: make listed calls fail exactly as a test asks.
 
-A rule is `{"service", "method", "path", "action", "times", "status", "retry_after", "delay_s"}`:
-`status` answers `status` with the provider's own error body; `delay` waits `delay_s` and then
+A rule is `{"service", "method", "path", "action", "times", "status", "retry_after", "delay_s",
+"headers"}`: `status` answers `status` with the provider's own error body and any extra `headers`
+(`{"x-ratelimit-remaining": "0", ...}`: a rate-limit 403); `delay` waits `delay_s` and then
 serves the call; `reset` drops the connection; `timeout_after_success` does the work and then
 never answers (the ambiguous create). `times` counts down; absent means every matching call.
 """
@@ -13,7 +14,7 @@ import json
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,6 +39,7 @@ class FaultRule:
     status: int = 503
     retry_after: float | None = None
     delay_s: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
     hits: int = 0
 
     @classmethod
@@ -54,6 +56,7 @@ class FaultRule:
             "status",
             "retry_after",
             "delay_s",
+            "headers",
         }
         if unknown:
             raise FaultRuleError(f"{where}: unknown field(s) {sorted(unknown)}")
@@ -74,6 +77,11 @@ class FaultRule:
         if not isinstance(status, int) or not 100 <= status <= 599:
             raise FaultRuleError(f"{where}: 'status' must be an HTTP status code")
         method = raw.get("method")
+        headers = raw.get("headers", {})
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
+            raise FaultRuleError(f"{where}: 'headers' must map header names to strings")
         return cls(
             service=service,
             path=path,
@@ -83,6 +91,7 @@ class FaultRule:
             status=status,
             retry_after=raw.get("retry_after"),
             delay_s=float(raw.get("delay_s", 0.0)),
+            headers={k.lower(): v for k, v in headers.items()},
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -95,6 +104,7 @@ class FaultRule:
             "status": self.status,
             "retry_after": self.retry_after,
             "delay_s": self.delay_s,
+            "headers": self.headers,
             "hits": self.hits,
         }
 
@@ -166,8 +176,7 @@ class FaultMiddleware:
         if rule is None:
             await self.app(scope, receive, send)
         elif rule.action == "delay":
-            await asyncio.sleep(rule.delay_s)
-            await self.app(scope, receive, send)
+            await self._serve_late(rule, scope, receive, send)
         elif rule.action == "status":
             await self._answer(rule, send)
         elif rule.action == "reset":
@@ -181,26 +190,25 @@ class FaultMiddleware:
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         if rule.retry_after is not None:
             headers.append((b"retry-after", str(rule.retry_after).encode()))
+        headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in rule.headers.items()]
         await send({"type": "http.response.start", "status": rule.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _succeed_silently(self, scope: Scope, receive: Receive) -> None:
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        replayed = False
+    async def _serve_late(
+        self, rule: FaultRule, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """A slow server: it has the whole request, and does the work after `delay_s` even when
+        the client gave up meanwhile (the answer then goes nowhere)."""
+        replay = await _buffered(receive)
+        if replay is None:
+            return
+        await asyncio.sleep(rule.delay_s)
+        await self.app(scope, replay, send)
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                await asyncio.Event().wait()
-            replayed = True
-            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+    async def _succeed_silently(self, scope: Scope, receive: Receive) -> None:
+        replay = await _buffered(receive)
+        if replay is None:
+            return
 
         async def discard(message: Message) -> None:
             return None
@@ -209,3 +217,26 @@ class FaultMiddleware:
         # The work is done; now never answer. Wait for the client to give up.
         while (await receive())["type"] != "http.disconnect":
             pass
+
+
+async def _buffered(receive: Receive) -> Receive | None:
+    """The whole request body read now, as a `receive` that replays it once; None when the client
+    left before sending it all."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()  # what the client does next: typically it disconnects
+        replayed = True
+        return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+    return replay

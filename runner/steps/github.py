@@ -124,7 +124,7 @@ def ensure_repo(ctx: RunContext, app: str) -> RepoResult:
         return gh.create_repo(app, marker_description(app))
 
     repo, created = ensure(
-        f"GitHub repository {_full_name(ctx, app)}", find, create, ctx.policy, ctx.wait
+        f"GitHub repository {_full_name(ctx, app)}", find, create, ctx.policy, ctx.wait, ctx.settle
     )
     if not repo.private:
         raise _public(repo)

@@ -141,7 +141,9 @@ def ensure_project(ctx: RunContext, app: str) -> DatabaseProject:
         ctx.checkpoints.put(CHECKPOINT_REF, project.ref)
         return project
 
-    project, created = ensure(f"Supabase project {name}", find, create, ctx.policy, ctx.wait)
+    project, created = ensure(
+        f"Supabase project {name}", find, create, ctx.policy, ctx.wait, ctx.settle
+    )
     ctx.checkpoints.put(CHECKPOINT_REF, project.ref)
     if created and generated:
         password: str | None = generated[0]

@@ -107,7 +107,9 @@ def ensure_project(ctx: RunContext, app: str) -> VercelProject:
     def create() -> Project:
         return vercel.create_project(app, [_marker(app)])
 
-    project, created = ensure(f"Vercel project {app}", find, create, ctx.policy, ctx.wait)
+    project, created = ensure(
+        f"Vercel project {app}", find, create, ctx.policy, ctx.wait, ctx.settle
+    )
     ctx.checkpoints.put("vercel.project_id", project.id)
     ctx.progress(
         STEP, f"project {app} {'created' if created else 'adopted'}", project_id=project.id
@@ -207,7 +209,7 @@ def deploy(
         raise FatalError(PROVIDER, 400, "Vercel still reports missing files after uploading them")
 
     deployment, _ = ensure(
-        f"Vercel deployment of {project.name}", find, create, ctx.policy, ctx.wait
+        f"Vercel deployment of {project.name}", find, create, ctx.policy, ctx.wait, ctx.settle
     )
     ctx.checkpoints.put("vercel.deployment_id", deployment.id)
     ctx.progress(
@@ -284,7 +286,7 @@ def promote(ctx: RunContext, project: VercelProject, deployment: Deployment) -> 
         vercel.promote(project.id, deployment.id)
         return True
 
-    ensure(f"promotion of {deployment.id}", pending, request, ctx.policy, ctx.wait)
+    ensure(f"promotion of {deployment.id}", pending, request, ctx.policy, ctx.wait, ctx.settle)
 
     def served() -> bool | None:
         return True if alias in vercel.list_aliases(deployment.id) else None

@@ -133,3 +133,71 @@ def test_a_permanent_4xx_fails_with_the_providers_message(
     assert result.eof.payload == {"outcome": "failed", "exit_code": 1}
     error = result.result["error"]
     assert f"{service} {status}" in error and "fault injected by the sandbox" in error
+
+
+@pytest.mark.parametrize(
+    ("service", "path"),
+    [
+        ("github", "/orgs/[^/]+/repos$"),
+        ("supabase", "^/v1/projects$"),
+        ("vercel", "^/v11/projects$"),
+        ("vercel", "^/v13/deployments$"),
+    ],
+)
+def test_a_create_served_after_the_client_gave_up_is_found_not_doubled(
+    sandbox: SandboxProcess,
+    forge_runner: RunnerProcess,
+    runner_env: dict[str, str],
+    unique: str,
+    tmp_path: Path,
+    service: str,
+    path: str,
+) -> None:
+    """The server is slow: it starts the create only after the runner's HTTP timeout. The runner
+    looks before it creates again, and keeps looking while the lost create may still land."""
+    name = f"late-{unique}"
+    build = tmp_path / "app"
+    shutil.copytree(EXAMPLE, build)
+    late = float(runner_env["FORGE_HTTP_TIMEOUT_S"]) + 1.5
+    sandbox.set_faults(
+        [
+            {
+                "service": service,
+                "method": "POST",
+                "path": path,
+                "action": "delay",
+                "delay_s": late,
+                "times": 1,
+            }
+        ]
+    )
+    result = forge_runner.run(["deploy", "--build-dir", str(build), "--name", name])
+    assert sandbox.admin("GET", "faults").json()[0]["hits"] == 1
+    assert result.returncode == 0, result.explain()
+    assert mine(sandbox, name) == {"repos": 1, "supabase": 1, "vercel": 1, "deployments": 1}
+
+
+def test_a_refused_supabase_rest_check_is_checked_again_not_answered_with_a_new_build(
+    sandbox: SandboxProcess, forge_runner: RunnerProcess, unique: str, tmp_path: Path
+) -> None:
+    """Found by bench/reliability: one 403 from the Supabase REST endpoint made the runner
+    rebuild the Vercel app (a second deployment) although the app answered fine."""
+    name = f"rest-{unique}"
+    build = tmp_path / "app"
+    shutil.copytree(EXAMPLE, build)
+    sandbox.set_faults(
+        [
+            {
+                "service": "apps",
+                "method": "GET",
+                "path": "^/sb/[a-z]+/rest/v1/?$",
+                "action": "status",
+                "status": 403,
+                "times": 1,
+            }
+        ]
+    )
+    result = forge_runner.run(["deploy", "--build-dir", str(build), "--name", name])
+    assert sandbox.admin("GET", "faults").json()[0]["hits"] == 1
+    assert result.returncode == 0, result.explain()
+    assert mine(sandbox, name) == {"repos": 1, "supabase": 1, "vercel": 1, "deployments": 1}

@@ -62,7 +62,16 @@ def build_dirs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     latin = tmp_path / "latin"
     shutil.copytree(EXAMPLE, latin)
     (latin / "supabase" / "migrations" / "20250103000000_bad.sql").write_bytes(b"select '\xe9';")
+    control = tmp_path / "control"
+    shutil.copytree(EXAMPLE, control)
+    (control / "public" / "bell\x07\nname.txt").write_text("x")
+    huge = tmp_path / "huge"
+    shutil.copytree(EXAMPLE, huge)
+    with (huge / "public" / "huge.bin").open("wb") as fh:
+        fh.truncate(101 * 1024 * 1024)  # sparse: no disk used
     return {
+        "control-char-name": (control, 'the name "public/bell\\u0007\\nname.txt" holds a control'),
+        "huge-file": (huge, "public/huge.bin is 101 MB; files over 100 MB cannot be pushed"),
         "missing": (missing, "does not exist"),
         "empty": (empty, "is empty"),
         "symlink-escape": (escaping, "points outside it"),
@@ -70,7 +79,17 @@ def build_dirs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "symlink-escape", "non-utf8-migration"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "empty",
+        "symlink-escape",
+        "non-utf8-migration",
+        "control-char-name",  # found by bench/reliability: these deployed live
+        "huge-file",  # found by bench/reliability: failed at Vercel after the repo was made
+    ],
+)
 def test_bad_build_dirs_exit_2_and_create_nothing(
     sandbox: SandboxProcess, forge_runner: RunnerProcess, tmp_path: Path, case: str
 ) -> None:

@@ -96,3 +96,25 @@ def test_migrations_must_be_utf8_and_versioned(tmp_path: Path) -> None:
     (migrations / "no_version.sql").write_text("select 1;")
     with pytest.raises(BadInput, match=r"no_version.sql: a migration file name"):
         validation.build_dir(str(tmp_path))
+
+
+def test_files_over_100_mb_are_refused_unless_never_shipped(tmp_path: Path) -> None:
+    build = tmp_path / "app"
+    (build / "node_modules" / "big").mkdir(parents=True)
+    (build / "index.html").write_text("x")
+    with (build / "node_modules" / "big" / "swc.node").open("wb") as fh:
+        fh.truncate(130 * 1024 * 1024)  # sparse; node_modules is never pushed nor uploaded
+    assert validation.build_dir(str(build)) == build.resolve()
+    with (build / "video.mp4").open("wb") as fh:
+        fh.truncate(100 * 1024 * 1024 + 1)
+    with pytest.raises(BadInput, match=r"video\.mp4 is 100 MB; files over 100 MB cannot be"):
+        validation.build_dir(str(build))
+
+
+@pytest.mark.parametrize("name", ["tab\there", "new\nline", "esc\x1b[31m", "del\x7f"])
+def test_names_with_control_characters_are_refused(tmp_path: Path, name: str) -> None:
+    build = tmp_path / "app"
+    (build / "sub").mkdir(parents=True)
+    (build / "sub" / name).write_text("x")
+    with pytest.raises(BadInput, match="holds a control character"):
+        validation.build_dir(str(build))

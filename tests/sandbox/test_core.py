@@ -133,6 +133,32 @@ def test_status_fault_answers_exactly_n_times_with_retry_after(sandbox: SandboxP
     assert isinstance(first.json()["message"], str)  # GitHub's error shape
 
 
+def test_status_fault_sends_extra_headers_a_rate_limited_403(sandbox: SandboxProcess) -> None:
+    reset = "1700000000"
+    sandbox.set_faults(
+        [
+            {
+                "service": "github",
+                "method": "GET",
+                "path": r"^/api/v3/user$",
+                "action": "status",
+                "status": 403,
+                "headers": {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset},
+                "times": 1,
+            }
+        ]
+    )
+    first, second = (_gh(sandbox, "GET", "/user") for _ in range(2))
+    assert (first.status_code, second.status_code) == (403, 200)
+    assert first.headers["x-ratelimit-remaining"] == "0"
+    assert first.headers["x-ratelimit-reset"] == reset
+    assert second.headers.get("x-ratelimit-remaining") != "0"
+    refused = sandbox.admin(
+        "PUT", "faults", [{"service": "github", "action": "status", "headers": {"a": 1}}]
+    )
+    assert refused.status_code == 400 and "headers" in refused.json()["error"]
+
+
 def test_status_fault_uses_each_providers_error_shape(sandbox: SandboxProcess) -> None:
     sandbox.set_faults(
         [

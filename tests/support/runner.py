@@ -138,7 +138,11 @@ class RunnerProcess:
         )
         tmp = self.workdir / "tmp"  # a killed runner's work copy stays inside the test's tmp_path
         tmp.mkdir(exist_ok=True)
+        # This checkout's runner, not whichever one the venv's editable install points at (the
+        # runner runs in a temporary cwd, where `python -m runner.cli` would find that one).
+        pythonpath = os.pathsep.join(p for p in (str(REPO), keep.get("PYTHONPATH")) if p)
         base = {**keep, "HOME": str(home), "PATH": path, "TMPDIR": str(tmp)}
+        base["PYTHONPATH"] = pythonpath
         return {**base, **self.env, **(extra or {})}
 
     def start(

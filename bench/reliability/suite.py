@@ -1,0 +1,69 @@
+"""Every kind of case, derived against one world: (kind, cases, how to run one)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from bench.reliability import chaos, crashes, faults, hostile, hostile_api, scan
+from bench.reliability.dispatchers import running_dispatcher
+from bench.reliability.table import Verdict
+from bench.reliability.world import World
+
+
+@dataclass
+class Kind:
+    name: str
+    cases: list[Any]
+    run: Callable[[Any], Verdict]
+    sampled: bool = True  # False: one pass that yields all its cases (the secret scan)
+
+
+def _done(verdict: Verdict) -> Verdict:
+    return verdict
+
+
+def _wanted(kind: str, only: list[str]) -> bool:
+    return not only or any(kind.startswith(prefix) for prefix in only)
+
+
+def derive(w: World, only: list[str], seed: int) -> Iterator[Kind]:
+    if any(_wanted(f"fault: {s}", only) for s in faults.SCENARIOS):
+        recording = faults.record(w)
+        for kind, cases in faults.cases(recording).items():
+            if _wanted(kind, only):
+                yield Kind(kind, list(cases), partial(_fault, w, recording))
+    if _wanted("crash: deploy", only):
+        crash_recording = crashes.record(w)
+        yield Kind(
+            "crash: deploy", crashes.cases(crash_recording), partial(_crash, w, crash_recording)
+        )
+    if _wanted("chaos: dispatcher", only):
+        yield Kind("chaos: dispatcher SIGKILL", chaos.record(w), partial(_chaos, w))
+    if _wanted("hostile: runner", only):
+        yield Kind("hostile: runner input", hostile.runner_cases(seed), partial(_hostile, w))
+    if _wanted("hostile: api", only):
+        with running_dispatcher(w, "process", None) as deployer:
+            api_cases = hostile_api.generated(deployer, per_operation=20)
+            api_cases += hostile_api.crafted(deployer, seed)
+        yield Kind("hostile: api requests", api_cases, _done, sampled=False)
+    if _wanted("secrets", only):
+        yield Kind("secrets: every output", scan.verdicts(w), _done, sampled=False)
+
+
+def _chaos(w: World, case: chaos.ChaosCase) -> Verdict:
+    return chaos.run_case(w, case)
+
+
+def _hostile(w: World, case: hostile.RunnerCase) -> Verdict:
+    return hostile.run_runner_case(w, case)
+
+
+def _crash(w: World, recording: crashes.Recording, case: crashes.CrashCase) -> Verdict:
+    return crashes.run_case(w, recording, case)
+
+
+def _fault(w: World, recording: faults.Recording, case: faults.FaultCase) -> Verdict:
+    return faults.run_case(w, recording, case)
