@@ -31,6 +31,7 @@ from bench.reliability.world import World
 from dispatcher.container import SECRETS_ROOT
 from dispatcher.launchers import k8s_specs
 from dispatcher.launchers.base import RunSpec
+from dispatcher.launchers.k8s_settings import job_settings_from_env
 from tests.dispatcher.conftest import dump_postgres, dump_sqlite
 
 IMAGE = "forge-runner:dev"
@@ -167,7 +168,7 @@ def _deploy_and_watch(w: World, deployer: Deployer, tag: str, out: Outputs) -> N
 def k8s_manifests(spec: RunSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     """The Job the Kubernetes launcher sends for this attempt, and its Secret without the one
     entry that must hold the tokens (`secrets.env`, mounted as a file)."""
-    settings = k8s_specs.job_settings_from_env({"FORGE_K8S_NAMESPACE": "forge"}, IMAGE, 20)
+    settings = job_settings_from_env({"FORGE_K8S_NAMESPACE": "forge"}, IMAGE, 20)
     bundle = "http://127.0.0.1/bundles/token"
     secret = k8s_specs.secret_manifest(spec, settings, bundle_url=bundle)
     for part in ("data", "stringData"):
