@@ -11,6 +11,7 @@ repeated for the `Settle` window before the next create, so that late create is 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,7 +69,11 @@ def ensure(
         deadline = settle.clock() + settle.window_s
         if settle.window_s > 0:
             log.info("%s: not there after a lost answer; looking for %.0f s", what, settle.window_s)
-        while found is None and settle.clock() < deadline:
+        # At most window / poll looks, however the sleep is made: an injected sleep that does
+        # not advance the clock must not turn the window into a tight loop of provider calls.
+        looks = math.ceil(settle.window_s / settle.poll_s) if settle.poll_s > 0 else 0
+        while found is None and looks > 0 and settle.clock() < deadline:
+            looks -= 1
             sleep(settle.poll_s)
             found = find()
         return found
