@@ -57,8 +57,8 @@ from pathlib import Path
 from typing import Any
 
 import docker
-import requests
 import uvicorn
+from pipeline import start_sandbox
 
 from dispatcher import settings as dispatcher_settings
 from dispatcher.api.app import ApiSettings, create_app
@@ -300,32 +300,6 @@ class TimedHub(EventHub):
             if isinstance(event, StoredEvent) and event.runner_seq is not None:
                 self.marks.note(event.deployment_id, "first_stored")
         super().publish_all(events)
-
-
-def start_sandbox(state: Path, postgres_url: str) -> subprocess.Popen[bytes]:
-    """`forge-sandbox serve --time-scale 0`, with the Supabase rate limit lifted: this measures
-    dispatch, and 22 deploys a minute would spend its 120-a-minute budget."""
-    state.mkdir(parents=True)
-    state.chmod(0o755)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.cli", "serve", "--state-dir", str(state),
-         "--time-scale", "0", "--postgres-url", postgres_url],
-        stdout=subprocess.PIPE,
-        stderr=(state.parent / "sandbox.stderr").open("wb"),
-    )  # fmt: skip
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line:
-        raise SystemExit(f"sandbox did not start; see {state.parent / 'sandbox.stderr'}")
-    info = json.loads(line)
-    requests.put(
-        f"{info['admin']['url']}/supabase/rate-limit",
-        json={"limit": 1_000_000},
-        headers={"Authorization": f"Bearer {info['admin']['token']}"},
-        verify=info["ca_file"],
-        timeout=30,
-    ).raise_for_status()
-    return process
 
 
 def sandbox_env(state: Path) -> dict[str, str]:
@@ -692,7 +666,8 @@ def main() -> None:
         report["per_event_us"] = costs
 
         state = root / "sandbox"
-        sandbox = start_sandbox(state, f"{base}/postgres")
+        # time scale 0: this measures dispatch; 22 deploys a minute would spend Supabase's budget
+        sandbox, _ = start_sandbox(state, 0, f"{base}/postgres", lift_rate_limit=True)
         env = sandbox_env(state)
         builds = root / "builds"
         builds.mkdir()

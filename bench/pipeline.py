@@ -23,6 +23,9 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
+
+import requests
 
 from sandbox.clock import REALISTIC_DELAYS
 
@@ -39,18 +42,43 @@ def critical_path(scale: float) -> dict[str, float]:
     return {"critical": overlapped * scale, "sequential_floor": sequential * scale}
 
 
-def start_sandbox(state: Path, scale: float) -> subprocess.Popen[bytes]:
+def start_sandbox(
+    state: Path, scale: float, postgres_url: str | None = None, *, lift_rate_limit: bool = False
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """`forge-sandbox serve` at time scale `scale` and its announcement (admin URL, token, CA).
+    `postgres_url` (it may carry a password) goes through the environment, never argv;
+    `lift_rate_limit` lifts Supabase's 120-a-minute budget (for benches that deploy many)."""
+    state.mkdir(parents=True, exist_ok=True)
+    state.chmod(0o755)  # a sandbox-run PostgreSQL runs as `postgres` and must enter
+    env = dict(os.environ)
+    if postgres_url:
+        env["FORGE_SANDBOX_POSTGRES_URL"] = postgres_url
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox.cli", "serve", "--state-dir", str(state),
          "--time-scale", str(scale)],
         stdout=subprocess.PIPE,
         stderr=(state.parent / "sandbox.stderr").open("wb"),
+        env=env,
     )  # fmt: skip
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line:
         raise SystemExit(f"sandbox did not start; see {state.parent / 'sandbox.stderr'}")
-    return process
+    info: dict[str, Any] = json.loads(line)
+    if lift_rate_limit:
+        sandbox_admin(info, "supabase/rate-limit", {"limit": 1_000_000})
+    return process, info
+
+
+def sandbox_admin(info: dict[str, Any], path: str, body: dict[str, Any]) -> None:
+    """PUT one admin setting of a running sandbox."""
+    requests.put(
+        f"{info['admin']['url']}/{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {info['admin']['token']}"},
+        verify=info["ca_file"],
+        timeout=30,
+    ).raise_for_status()
 
 
 def sandbox_env(state: Path) -> dict[str, str]:
@@ -91,7 +119,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="forge-bench-", dir="/var/tmp"))
     root.chmod(0o755)  # the sandbox's PostgreSQL runs as `postgres` and must enter
     state = root / "sandbox"
-    sandbox = start_sandbox(state, args.scale)
+    sandbox, _ = start_sandbox(state, args.scale)
     try:
         env = sandbox_env(state)
         build = root / "app"

@@ -37,7 +37,6 @@ ingest >= 50k events/s, SQLite >= 50k. The machine is shared: the load average i
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import shutil
@@ -51,7 +50,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import requests
+from pipeline import sandbox_admin, sandbox_env, start_sandbox
 from scale_deploys import Host, fanout, round_of
 from scale_report import print_report, write_results
 from scale_store import claim_part, ingest_part
@@ -63,49 +62,13 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "hello-app"
 
 
-def start_sandbox(
+def start_sandbox_live(
     state: Path, scale: float, postgres_url: str
 ) -> tuple[subprocess.Popen[bytes], Callable[[float], None]]:
-    """The sandbox, and a function that changes its time scale live."""
-    state.mkdir(parents=True)
-    state.chmod(0o755)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.cli", "serve", "--state-dir", str(state),
-         "--time-scale", str(scale), "--postgres-url", postgres_url],
-        stdout=subprocess.PIPE,
-        stderr=(state.parent / "sandbox.stderr").open("wb"),
-    )  # fmt: skip
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line:
-        raise SystemExit(f"sandbox did not start; see {state.parent / 'sandbox.stderr'}")
-    info = json.loads(line)
-    requests.put(
-        f"{info['admin']['url']}/supabase/rate-limit",
-        json={"limit": 1_000_000},
-        headers={"Authorization": f"Bearer {info['admin']['token']}"},
-        verify=info["ca_file"],
-        timeout=30,
-    ).raise_for_status()
-
-    def set_scale(value: float) -> None:
-        requests.put(
-            f"{info['admin']['url']}/time-scale",
-            json={"scale": value},
-            headers={"Authorization": f"Bearer {info['admin']['token']}"},
-            verify=info["ca_file"],
-            timeout=30,
-        ).raise_for_status()
-
-    return process, set_scale
-
-
-def sandbox_env(state: Path) -> dict[str, str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "sandbox.cli", "env", "--state-dir", str(state)],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    """The sandbox (Supabase's rate limit lifted), and a function that changes its time scale
+    live."""
+    process, info = start_sandbox(state, scale, postgres_url, lift_rate_limit=True)
+    return process, lambda value: sandbox_admin(info, "time-scale", {"scale": value})
 
 
 def host_env(root: Path, sandbox: dict[str, str], secret: str, launcher: str) -> dict[str, str]:
@@ -224,7 +187,7 @@ def main() -> None:
         base = f"postgresql://postgres:{password}@127.0.0.1:{server.port}"
         if not args.skip_deploys:
             state = root / "sandbox"
-            sandbox, set_scale = start_sandbox(state, args.scale, f"{base}/postgres")
+            sandbox, set_scale = start_sandbox_live(state, args.scale, f"{base}/postgres")
             report["deploys"] = deploy_parts(args, root, sandbox_env(state), sandbox.pid, set_scale)
         report["storage"] = storage_parts(root, base, args.quick)
         print_report(report)

@@ -75,7 +75,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="forge-bench-", dir="/var/tmp"))
     root.chmod(0o755)  # the sandbox's PostgreSQL runs as `postgres` and must enter
     state = root / "sandbox"
-    sandbox = start_sandbox(state, args.scale)
+    sandbox, _ = start_sandbox(state, args.scale)
     try:
         env = sandbox_env(state)
         tag = uuid.uuid4().hex[:6]
