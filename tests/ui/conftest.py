@@ -33,7 +33,12 @@ NARROW = {"width": 375, "height": 800}
 def browser() -> Iterator[Browser]:
     assert Path(CHROMIUM).exists(), "chromium is missing: run scripts/bootstrap"
     with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        launched = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            # Loopback only: anything else the browser might fetch goes to a closed port.
+            proxy={"server": "http://127.0.0.1:9", "bypass": "127.0.0.1,localhost"},
+        )
         try:
             yield launched
         finally:
