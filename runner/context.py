@@ -15,6 +15,7 @@ from runner.errors import Cancelled
 from runner.events import EventType, EventWriter
 from runner.http import ProviderHttp, RetryPolicy, Sleep, new_session
 from runner.masking import Masker
+from runner.pacing import Pacer
 from runner.settings import Settings
 
 
@@ -40,10 +41,19 @@ class RunContext:
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": "2022-11-28",
         }
-        self.github = self._client("github", s.github.api_url, s.github.token, github_headers)
-        self.supabase = self._client("supabase", s.supabase.api_url, s.supabase.token)
+        # GitHub and Supabase count one budget per token; Vercel one per token and endpoint.
+        self.github = self._client(
+            "github", s.github.api_url, s.github.token, Pacer(shared=True), github_headers
+        )
+        self.supabase = self._client(
+            "supabase", s.supabase.api_url, s.supabase.token, Pacer(shared=True)
+        )
         self.vercel = self._client(
-            "vercel", s.vercel.api_url, s.vercel.token, params={"teamId": s.vercel.org_id}
+            "vercel",
+            s.vercel.api_url,
+            s.vercel.token,
+            Pacer(shared=False),
+            params={"teamId": s.vercel.org_id},
         )
 
     def _client(
@@ -51,6 +61,7 @@ class RunContext:
         provider: str,
         base_url: str,
         token: str,
+        pacer: Pacer,
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
     ) -> ProviderHttp:
@@ -63,6 +74,7 @@ class RunContext:
             self.wait,
             run.http_timeout_s,
             default_params=params,
+            pacer=pacer,
         )
 
     def _sleep(self, seconds: float) -> None:

@@ -22,6 +22,7 @@ import requests
 import tenacity
 
 from runner.errors import AmbiguousError, FatalError, ProviderError, RetryableError
+from runner.pacing import Pacer
 
 log = logging.getLogger("forge.runner.http")
 
@@ -190,6 +191,7 @@ class ProviderHttp:
         timeout_s: float = 30.0,
         clock: Clock = time.time,
         default_params: dict[str, str] | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
@@ -199,6 +201,23 @@ class ProviderHttp:
         self.timeout_s = timeout_s
         self.clock = clock
         self.default_params = default_params or {}
+        self.pacer = pacer
+
+    def _pace(self, method: str, path: str) -> None:
+        if self.pacer is None:
+            return
+        delay, budget = self.pacer.wait(method, path, self.clock())
+        if delay > 0 and budget is not None:
+            log.info(
+                "%s %s %s: %d of %d calls left in this window, waiting %.1f s",
+                self.provider,
+                method,
+                path,
+                budget.remaining,
+                budget.limit,
+                delay,
+            )
+            self.sleep(delay)
 
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
@@ -214,6 +233,7 @@ class ProviderHttp:
     ) -> requests.Response:
         """One attempt: the response if it is a success or in `accept`, else the mapped error."""
         params = {**self.default_params, **(kwargs.pop("params", None) or {})}
+        self._pace(method, path)
         try:
             response = self.session.request(
                 method, self.url(path), params=params, timeout=(10.0, self.timeout_s), **kwargs
@@ -222,11 +242,12 @@ class ProviderHttp:
             kind = RetryableError if idempotent else AmbiguousError
             raise kind(self.provider, None, f"{method} {path}: {type(e).__name__}") from e
         log.debug("%s %s %s -> %d", self.provider, method, path, response.status_code)
-        if response.status_code in accept:
-            return response
-        error = classify(self.provider, response, self.clock(), idempotent)
-        if error is not None:
-            raise error
+        if response.status_code not in accept:
+            error = classify(self.provider, response, self.clock(), idempotent)
+            if error is not None:
+                raise error  # a refusal's wait is the retry policy's, not the pacer's
+        if self.pacer is not None:
+            self.pacer.observe(method, path, response.headers, self.clock())
         return response
 
     def request(

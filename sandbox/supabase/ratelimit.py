@@ -45,6 +45,10 @@ class RateLimiter:
     def window_s(self) -> float:
         return self._windows.window_s
 
+    @window_s.setter
+    def window_s(self, seconds: float) -> None:
+        self._windows.window_s = seconds
+
     def reset(self) -> None:
         """Forget every window: the next call of each key opens a fresh one."""
         self._windows.reset()

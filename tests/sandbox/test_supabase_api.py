@@ -387,9 +387,16 @@ def test_rate_limit_counts_calls_per_token_and_answers_429_over_budget(
         assert over.status_code == 429 and isinstance(over.json()["message"], str)
         assert over.headers["x-ratelimit-remaining"] == "0"
         assert 1 <= int(over.headers["x-ratelimit-reset"]) <= 60
-    finally:
-        sandbox.admin("PUT", "supabase/rate-limit", {"limit": 120}).raise_for_status()
+        sandbox.admin("PUT", "supabase/rate-limit", {"limit": 3, "window_s": 5}).raise_for_status()
         reset_budget(sandbox)
+        assert 1 <= int(api("GET", "/v1/organizations").headers["x-ratelimit-reset"]) <= 5
+        for bad in ({"limit": 0}, {"limit": 3, "window_s": 0}, {"limit": 3, "window_s": "5"}, []):
+            refused = sandbox.admin("PUT", "supabase/rate-limit", bad)
+            assert refused.status_code == 400 and "window_s" in refused.json()["error"]
+    finally:
+        sandbox.admin("PUT", "supabase/rate-limit", {"limit": 120, "window_s": 60})
+        reset_budget(sandbox)
+    assert sandbox.admin("GET", "supabase/rate-limit").json() == {"limit": 120, "window_s": 60.0}
     assert api("GET", "/v1/organizations").status_code == 200
 
 
