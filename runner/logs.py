@@ -41,5 +41,5 @@ def install(masker: Masker, writer: EventWriter | None, stream: TextIO = sys.std
         root.removeHandler(handler)
     root.addHandler(MaskedHandler(masker, writer, stream))
     root.setLevel(logging.INFO)
-    for noisy in ("urllib3", "requests"):
+    for noisy in ("urllib3", "requests", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -14,7 +14,13 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_KEEP_REQUEST_HEADERS = ("content-type", "accept", "x-now-digest", "x-vercel-digest")
+_KEEP_REQUEST_HEADERS = (
+    "content-type",
+    "accept",
+    "x-now-digest",
+    "x-vercel-digest",
+    "x-client-info",
+)
 _MAX_BODY = 1 << 20
 _SECRET_KEYS = frozenset({"db_pass", "password", "api_key", "value", "token", "secret"})
 REDACTED = "<redacted>"

@@ -1,7 +1,7 @@
-"""Is the deploy live? The app answers 2xx on its health path, and the Supabase REST endpoint
-answers 2xx to the anon key.
+"""Is the deploy live? The app answers 2xx on its health path, and the project's Supabase REST
+API answers the anon key through supabase-py (`health_rest`).
 
-Requests go out on a session of their own: the CA file of the run, no proxy from the
+Requests go out on sessions of their own: the CA file of the run, no proxy from the
 environment, and no Authorization header, so no provider token ever reaches the app. Transient
 failures (5xx, 429, a dropped connection) are retried a few times with the run's wait; what is
 returned is the verdict and the evidence (URL, status, a masked excerpt of the body, the error),
@@ -18,6 +18,7 @@ import requests
 
 from runner.context import RunContext
 from runner.http import new_session
+from runner.steps import health_rest
 
 log = logging.getLogger("forge.runner.health")
 
@@ -43,19 +44,11 @@ def _join(base: str, path: str) -> str:
     return base.rstrip("/") + "/" + path.lstrip("/")
 
 
-def rest_endpoint(project_url: str) -> str:
-    """`{project url}/rest/v1/`; a URL that already ends in /rest/v1 is kept."""
-    base = project_url.rstrip("/")
-    return base + "/" if base.endswith("/rest/v1") else base + "/rest/v1/"
-
-
 def _probe(
     ctx: RunContext,
     http: requests.Session,
     check: str,
     url: str,
-    headers: dict[str, str],
-    follow_redirects: bool,
 ) -> dict[str, Any]:
     """GET `url` up to ATTEMPTS times while the failure looks transient; the last answer's
     evidence."""
@@ -66,9 +59,7 @@ def _probe(
         try:
             response = http.get(
                 url,
-                headers=headers,
                 timeout=(10.0, ctx.settings.run.http_timeout_s),
-                allow_redirects=follow_redirects,
             )
         except requests.RequestException as e:
             evidence["error"] = mask(f"{type(e).__name__}: {e}")[:EXCERPT_CHARS]
@@ -83,24 +74,23 @@ def _probe(
         log.info("health %s: attempt %d failed (%s)", check, attempt, evidence["status"])
         if not transient or attempt == ATTEMPTS:
             break
-        ctx.wait(ctx.policy.wait(None, attempt))  # 1 s, 2 s (scaled like every retry)
+        backoff(ctx, attempt)
     evidence["ok"] = False
     return evidence
 
 
+def backoff(ctx: RunContext, attempt: int) -> None:
+    ctx.wait(ctx.policy.wait(None, attempt))  # 1 s, 2 s (scaled like every retry)
+
+
 def check(ctx: RunContext, app_url: str, path: str, rest_url: str, anon_key: str) -> Health:
-    """GET `app_url + path` and `{rest_url}/rest/v1/` (with `apikey: anon_key`), each 2xx."""
+    """GET `app_url + path` (2xx), and read the project's REST API with the anon key."""
     ctx.masker.register(anon_key)
     with session(ctx) as http:
-        app = _probe(ctx, http, "app", _join(app_url, path), {}, follow_redirects=True)
-        rest = _probe(
-            ctx,
-            http,
-            "supabase_rest",
-            rest_endpoint(rest_url),
-            {"apikey": anon_key},
-            follow_redirects=False,  # the key goes to this host only
-        )
+        app = _probe(ctx, http, "app", _join(app_url, path))
+    rest = health_rest.probe(
+        ctx, rest_url, anon_key, ATTEMPTS, EXCERPT_CHARS, lambda n: backoff(ctx, n)
+    )
     evidence = [app, rest]
     ok = all(item["ok"] for item in evidence)
     ctx.progress(

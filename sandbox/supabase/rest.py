@@ -65,7 +65,7 @@ class RestError(Exception):
         )
 
 
-def _from_postgres(e: psycopg.Error, role: str) -> RestError:
+def from_postgres(e: psycopg.Error, role: str) -> RestError:
     diag = e.diag
     code = diag.sqlstate or "XX000"
     if code == "42501":
@@ -107,7 +107,7 @@ class Answer:
     single: bool
 
 
-def _claims(conn: psycopg.Connection[Any], who: Caller, method: str, path: str) -> None:
+def set_claims(conn: psycopg.Connection[Any], who: Caller, method: str, path: str) -> None:
     conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(who.role)))
     conn.execute(
         "SELECT set_config('request.jwt.claims', %s, true), set_config('request.method', %s, "
@@ -259,11 +259,11 @@ async def _answer(ctx: Context, request: Request, project: dict[str, Any]) -> An
         with pg.admin(dbname) as conn:
             try:
                 with conn.transaction():
-                    _claims(conn, who, request.method, request.url.path)
+                    set_claims(conn, who, request.method, request.url.path)
                     return _execute(
                         conn, who, request.method, table, query, prefer, body, single, strip_nulls
                     )
             except psycopg.Error as e:
-                raise _from_postgres(e, who.role) from e
+                raise from_postgres(e, who.role) from e
 
     return await run_in_threadpool(run)

@@ -1,6 +1,7 @@
 """A project's own API (the real `https://<ref>.supabase.co`), mounted on the apps server under
 `/sb/<ref>`, behind the `apikey` gateway: the three version endpoints `supabase link` reads,
-PostgREST's tables (`sandbox.supabase.rest`) and GoTrue's `GET /auth/v1/user`."""
+PostgREST's root document (`rest_openapi`) and tables (`sandbox.supabase.rest`), and GoTrue's
+`GET /auth/v1/user`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from sandbox.supabase import views
 from sandbox.supabase.api_auth import user_response
 from sandbox.supabase.keys import all_keys
 from sandbox.supabase.rest import rest_handler
+from sandbox.supabase.rest_openapi import rest_root
 from sandbox.supabase.state import SupabaseState, status
 
 Handler = Callable[[Request, dict[str, Any]], Awaitable[Response]]
@@ -57,26 +59,6 @@ def tenant_routes(ctx: Context, state: SupabaseState) -> list[BaseRoute]:
 
         return guarded
 
-    async def rest_root(request: Request, project: dict[str, Any]) -> Response:
-        return JSONResponse(
-            {
-                "swagger": "2.0",
-                "info": {
-                    "description": "",
-                    "title": "standard public schema",
-                    "version": views.POSTGREST_VERSION,
-                },
-                "host": request.url.netloc,
-                "basePath": "/",
-                "schemes": ["https"],
-                "consumes": ["application/json", "application/vnd.pgrst.object+json"],
-                "produces": ["application/json", "application/vnd.pgrst.object+json"],
-                "paths": {"/": {"get": {"summary": "OpenAPI description (this document)"}}},
-                "definitions": {},
-            },
-            media_type="application/openapi+json",
-        )
-
     async def auth_health(request: Request, project: dict[str, Any]) -> Response:
         return JSONResponse(
             {
@@ -97,8 +79,8 @@ def tenant_routes(ctx: Context, state: SupabaseState) -> list[BaseRoute]:
 
     base = "/sb/{ref}"
     return [
-        Route(f"{base}/rest/v1/", gateway(rest_root), methods=["GET", "HEAD"]),
-        Route(f"{base}/rest/v1", gateway(rest_root), methods=["GET", "HEAD"]),
+        Route(f"{base}/rest/v1/", gateway(rest_root(ctx)), methods=["GET", "HEAD"]),
+        Route(f"{base}/rest/v1", gateway(rest_root(ctx)), methods=["GET", "HEAD"]),
         Route(
             f"{base}/rest/v1/{{table}}",
             gateway(rest_handler(ctx)),

@@ -5,10 +5,12 @@ updates, upserts and PostgREST's error bodies."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import psycopg
 import pytest
 from postgrest.exceptions import APIError
+from supabase import Client
 
 from tests.forgeboard.conftest import Dashboard
 
@@ -189,3 +191,28 @@ def test_a_forged_or_expired_token_is_refused(dashboard: Dashboard) -> None:
     with pytest.raises(APIError) as old:
         dashboard.client(user_token=expired).table("deployments").select("*").execute()
     assert old.value.code == "PGRST301" and old.value.message == "JWT expired"
+
+
+def _root(client: Client) -> dict[str, Any]:
+    """PostgREST's root document, fetched on supabase-py's own session and headers."""
+    rest = client.postgrest
+    answer = rest.session.get(str(rest.base_url) + "/", headers=rest.headers)
+    assert answer.status_code == 200, answer.text
+    document: dict[str, Any] = answer.json()
+    return document
+
+
+def test_the_rest_root_lists_what_the_callers_role_may_read(dashboard: Dashboard) -> None:
+    hidden = f"hidden_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dashboard.db_url) as conn:
+        conn.execute(f"create table {hidden} (id int primary key, note text not null)")
+        conn.execute(f"revoke all on {hidden} from anon, authenticated")
+    service = _root(dashboard.client(dashboard.service_key))
+    user = _root(dashboard.client(user_token=dashboard.user_token(str(uuid.uuid4()))))
+    anon = _root(dashboard.client())
+    assert {"/", "/deployments", "/projects", f"/{hidden}"} <= set(service["paths"])
+    assert service["definitions"][hidden]["required"] == ["id", "note"]
+    assert set(service["definitions"][hidden]["properties"]) == {"id", "note"}
+    # the kit grants its tables to signed-in users only; RLS, not the listing, filters rows
+    assert {"/deployments", "/projects"} <= set(user["paths"]) and f"/{hidden}" not in user["paths"]
+    assert set(anon["paths"]) == {"/"} and anon["definitions"] == {}

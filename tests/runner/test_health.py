@@ -13,10 +13,11 @@ import pytest
 from runner import workcopy
 from runner.context import RunContext
 from runner.http import new_session
-from runner.steps import health
+from runner.steps import health, health_rest
 from runner.steps import vercel as vercel_step
 from sandbox.postgres import free_port
 from tests.support import runner as runner_support
+from tests.support.sandbox import SandboxProcess
 
 pytestmark = pytest.mark.postgres
 
@@ -102,8 +103,8 @@ def test_healthy_app_and_database(
     app, rest = verdict.evidence
     assert (app["check"], app["status"], app["attempts"]) == ("app", 200, 1)
     assert app["url"] == f"{url}/ping" and f"pong {unique}" in app["body"]
-    assert (rest["check"], rest["status"]) == ("supabase_rest", 200)
-    assert rest["url"] == f"{project_url}/rest/v1/"
+    assert (rest["check"], rest["status"], rest["table"]) == ("supabase_rest", 200, None)
+    assert rest["url"] == f"{project_url}/rest/v1/"  # a project without tables: the root only
     assert anon not in repr(verdict.evidence) and anon not in stream.getvalue()
     vercel_step.teardown_app(ctx, project.name)
 
@@ -156,5 +157,40 @@ def test_wrong_key_and_unreachable_app_are_evidence_without_secrets(
     assert "ConnectionError" in app["error"]
     assert rest["status"] == 401 and rest["attempts"] == 1  # not transient: no retry
     assert rest["url"] == f"{project_url}/rest/v1/"
-    assert "Invalid API key" in rest["body"]
+    assert "Invalid API key" in rest["error"]
     assert wrong not in repr(verdict.evidence) and wrong not in stream.getvalue()
+
+
+def test_the_rest_check_reads_a_table_through_supabase_py_and_retries_a_5xx(
+    ctx_stream: tuple[RunContext, io.StringIO],
+    supabase_project: tuple[str, str],
+    sandbox: SandboxProcess,
+    unique: str,
+) -> None:
+    """RLS on and no policy: the anon key reads no row, which is healthy. A 503 on the root is
+    transient (one more attempt); a revoked grant hides the table from the anon key's root."""
+    ctx, stream = ctx_stream
+    project_url, anon = supabase_project
+    ref = project_url.rstrip("/").rsplit("/", 1)[-1]
+    table = f"notes_{unique}"
+    ctx.supabase.request(
+        "POST",
+        f"/v1/projects/{ref}/database/query",
+        json={"query": f"create table {table} (id int primary key); "
+              f"insert into {table} values (1); alter table {table} enable row level security"},
+    )  # fmt: skip
+    sandbox.set_faults([{"service": "apps", "method": "GET", "path": f"^/sb/{ref}/rest/v1/?$",
+                         "action": "status", "status": 503, "times": 1}])  # fmt: skip
+    rest = health_rest.probe(ctx, project_url, anon, 3, 200, lambda attempt: None)
+    assert (rest["ok"], rest["status"], rest["attempts"], rest["table"]) == (True, 200, 2, table)
+    reads = [e for e in sandbox.traffic() if e["path"] == f"/sb/{ref}/rest/v1/{table}"]
+    assert reads and reads[-1]["status"] == 200 and reads[-1]["response_body"] == []
+    assert "supabase-py" in reads[-1]["request_headers"].get("x-client-info", "")
+    ctx.supabase.request(
+        "POST",
+        f"/v1/projects/{ref}/database/query",
+        json={"query": f"revoke all on {table} from anon"},
+    )
+    rest = health_rest.probe(ctx, project_url, anon, 3, 200, lambda attempt: None)
+    assert rest["ok"] and rest["table"] is None
+    assert anon not in stream.getvalue()
