@@ -71,6 +71,7 @@ class PostgresDialect(Dialect):
     no_nul = True
     timestamp_type = "timestamptz"
     next_queue_seq = "nextval('deployments_queue_seq')"  # seq and queue_seq default to it
+    true_sql, false_sql = "true", "false"
     candidate_lock = "FOR UPDATE SKIP LOCKED"
 
     def __init__(self, conninfo: str, min_size: int, max_size: int, connect_timeout_s: float):

@@ -42,9 +42,11 @@ from dispatcher.store.schema import (
 log = logging.getLogger(__name__)
 
 _RETRYABLE_SQL = ", ".join(f"'{s.value}'" for s in sorted(RETRYABLE))
+# Only heads (each project's oldest queued deployment) are candidates: the walk skips at most
+# the heads of running projects, never the deploys queued behind them.
 _CANDIDATE = """
 SELECT d.id FROM deployments AS d
-WHERE d.status = 'queued'
+WHERE d.status = 'queued' AND d.queue_head = {true}
   AND NOT EXISTS (SELECT 1 FROM deployments AS r
                   WHERE r.project_id = d.project_id AND r.status = 'running')
 ORDER BY d.queue_seq
@@ -70,6 +72,8 @@ class Dialect(abc.ABC):
     seq_values: str = ""
     next_queue_seq: str  # an expression: the queue position after every other
     candidate_lock: str = ""  # appended to the claim's candidate query
+    true_sql: str  # boolean literals as the partial indexes on queue_head are written
+    false_sql: str
 
     @abc.abstractmethod
     def write(self) -> AbstractContextManager[Conn]:
@@ -88,7 +92,8 @@ class Dialect(abc.ABC):
 
     @abc.abstractmethod
     def lock_claims(self, conn: Conn) -> None:
-        """Serialise claim() across processes, in the transaction write() opened."""
+        """Serialise claim() and every change of the queue's heads across processes, in the
+        transaction write() opened."""
 
     @abc.abstractmethod
     def apply(self, conn: Conn, migration: Migration) -> None: ...
@@ -160,6 +165,7 @@ class SQLStore(Store):
         now = self._now()
         d = self.dialect
         with d.write() as conn:
+            d.lock_claims(conn)
             made = conn.rows(
                 f"INSERT INTO deployments (id, {d.seq_columns}project_id, project_name,"
                 " build_dir, action, status, idempotency_key, request_hash, owner, created_at,"
@@ -179,6 +185,7 @@ class SQLStore(Store):
                 ),
             )
             if made:
+                self._settle_head(conn, project_id)
                 return deployment_from_row(made[0]), True
             # The key is taken (perhaps by a concurrent submit that has just committed: this
             # statement's snapshot sees it).
@@ -218,7 +225,9 @@ class SQLStore(Store):
                 )
                 if counted["n"] >= max_running:
                     return None
-                candidate = conn.rows(_CANDIDATE + self.dialect.candidate_lock)
+                candidate = conn.rows(
+                    _CANDIDATE.format(true=self.dialect.true_sql) + self.dialect.candidate_lock
+                )
                 if not candidate:
                     return None
                 # The clock is read after the candidate was chosen: started_at then follows
@@ -230,6 +239,7 @@ class SQLStore(Store):
                     " exit_code = NULL, finished_at = NULL WHERE id = ? RETURNING *",
                     (now, now, worker, candidate[0]["id"]),
                 )
+                self._settle_head(conn, rows[0]["project_id"])
         except Exception as e:
             if self.dialect.is_unique_violation(e):
                 # Only a deployment set running outside claim() can get here; the index held.
@@ -246,12 +256,17 @@ class SQLStore(Store):
         columns = sorted(values)  # names checked against UPDATABLE: safe to interpolate
         assignments = "".join(f"{c} = ?, " for c in columns)
         params = [self.dialect.value(c, values[c]) for c in columns]
+        moves = "status" in values  # in or out of the queue, or a project's run ending
         try:
             with self.dialect.write() as conn:
+                if moves:
+                    self.dialect.lock_claims(conn)
                 rows = conn.rows(
                     f"UPDATE deployments SET {assignments}updated_at = ? WHERE id = ? RETURNING *",
                     (*params, self._now(), deployment_id),
                 )
+                if moves and rows:
+                    self._settle_head(conn, rows[0]["project_id"])
         except Exception as e:
             if self.dialect.is_unique_violation(e):
                 raise InvalidTransition(
@@ -265,6 +280,7 @@ class SQLStore(Store):
 
     def requeue(self, deployment_id: str) -> Deployment:
         with self.dialect.write() as conn:
+            self.dialect.lock_claims(conn)
             rows = conn.rows(
                 "UPDATE deployments SET status = 'queued',"
                 f" queue_seq = {self.dialect.next_queue_seq}, updated_at = ?,"
@@ -273,6 +289,8 @@ class SQLStore(Store):
                 " RETURNING *",
                 (self._now(), self.dialect.value("cancel_requested", False), deployment_id),
             )
+            if rows:
+                self._settle_head(conn, rows[0]["project_id"])
             current = (
                 []
                 if rows
@@ -286,6 +304,25 @@ class SQLStore(Store):
             f"deployment {deployment_id} is {current[0]['status']}: only "
             f"{', '.join(sorted(s.value for s in RETRYABLE))} deployments can be queued again"
         )
+
+    def _settle_head(self, conn: Conn, project_id: str) -> None:
+        """Mark the project's oldest queued deployment, and only it, as its queue head (run
+        after every change that moves a deployment of the project into, out of or within the
+        queue, under the claims lock)."""
+        d = self.dialect
+        head = conn.rows(
+            "SELECT id, queue_head FROM deployments WHERE project_id = ? AND status = 'queued'"
+            " ORDER BY queue_seq LIMIT 1",
+            (project_id,),
+        )
+        keep = head[0]["id"] if head else ""
+        conn.run(
+            f"UPDATE deployments SET queue_head = {d.false_sql}"
+            f" WHERE project_id = ? AND queue_head = {d.true_sql} AND id <> ?",
+            (project_id, keep),
+        )
+        if head and not head[0]["queue_head"]:
+            conn.run(f"UPDATE deployments SET queue_head = {d.true_sql} WHERE id = ?", (keep,))
 
     def running(self) -> list[Deployment]:
         rows = self._read(

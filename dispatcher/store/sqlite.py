@@ -188,6 +188,7 @@ class SQLiteDialect(Dialect):
         " (SELECT coalesce(max(queue_seq), 0) + 1 FROM deployments), "
     )
     next_queue_seq = "(SELECT max(queue_seq) + 1 FROM deployments)"
+    true_sql, false_sql = "1", "0"
 
     def __init__(
         self, path: Path, pool_size: int, busy_timeout_s: float, sleep: Callable[[float], None]

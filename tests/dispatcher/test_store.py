@@ -42,7 +42,7 @@ DEPLOYMENT_COLUMNS = {
     "id", "seq", "queue_seq", "project_id", "project_name", "build_dir", "action", "status",
     "attempt", "step", "app_url", "repo_url", "database_url", "health", "error", "exit_code",
     "idempotency_key", "request_hash", "owner", "created_at", "updated_at", "started_at",
-    "finished_at", "cancel_requested", "claimed_by", "last_event_id",
+    "finished_at", "cancel_requested", "claimed_by", "last_event_id", "queue_head",
 }  # fmt: skip
 TABLE_COLUMNS = {
     "deployments": DEPLOYMENT_COLUMNS,
