@@ -21,9 +21,11 @@ base-image: docker-engine
 docker-engine:
 	scripts/docker-engine
 
-# The pages in Debian's chromium (tests/ui): PNGs into .forge-test/screenshots/ (gitignored).
+# The pages in Debian's chromium (tests/ui): the README's PNGs into docs/screenshots/ (the
+# list, a running, a live, a cancelled and a failed deploy at 1280 and 375 px, and the timeline).
+# scripts/test runs the same tests and leaves its PNGs in .forge-test/screenshots/ (gitignored).
 screenshots:
-	.venv/bin/pytest tests/ui -q
+	FORGE_SCREENSHOTS=docs/screenshots .venv/bin/pytest tests/ui -q
 
 # The reliability suite, every case (bench/reliability): one table of cases tried, passed,
 # lost, duplicated, stuck and leaked per kind, written to bench/results/reliability.json.

@@ -25,6 +25,7 @@ __all__ = ["ICONS", "STATUS_ICONS", "Row", "log_text", "rows"]
 class Row:
     dep: Deployment
     position: int | None  # place in the queue (1 = next), for queued ones
+    waits_for: Deployment | None = None  # the same project's deploy ahead of a queued one
 
     @property
     def icon(self) -> str:
@@ -34,20 +35,32 @@ class Row:
 def rows(deps: Iterable[Deployment], status: str | None) -> tuple[list[Row], list[Row]]:
     """(in flight: running first, then queued in the order they will be claimed; the rest,
     newest first), of the deployments (newest first) whose status is `status` (all when
-    None). The position is the queue's order; a deploy of a project already running waits
-    for it however early it stands."""
-    listed = [d for d in deps if status is None or d.status.value == status]
+    None). The position is the queue's order; a deploy of a project already running or
+    queued earlier waits for that one however early it stands (`waits_for`: a project deploys
+    one at a time, in order)."""
+    every = list(deps)
+    listed = [d for d in every if status is None or d.status.value == status]
     running = sorted((d for d in listed if d.status is Status.RUNNING), key=lambda d: d.created_at)
-    # The store claims in queueing order: a retry is queued again when it is (`updated_at`);
-    # ties keep the store's order, oldest first (`deps` come newest first).
-    queued = sorted(
-        reversed([d for d in listed if d.status is Status.QUEUED]), key=lambda d: d.updated_at
-    )
     rest = sorted(
         (d for d in listed if d.status not in IN_FLIGHT), key=lambda d: d.created_at, reverse=True
     )
-    flight = [Row(d, None) for d in running] + [Row(d, i + 1) for i, d in enumerate(queued)]
+    ahead = {d.project_id: d for d in every if d.status is Status.RUNNING}
+    waits: dict[str, Deployment | None] = {}
+    for d in _claim_order(every):
+        waits[d.id] = ahead.get(d.project_id)
+        ahead[d.project_id] = d
+    flight = [Row(d, None) for d in running] + [
+        Row(d, i + 1, waits[d.id]) for i, d in enumerate(_claim_order(listed))
+    ]
     return flight, [Row(d, None) for d in rest]
+
+
+def _claim_order(deps: Iterable[Deployment]) -> list[Deployment]:
+    """The queued ones in the order the store claims them: a retry is queued again when it is
+    (`updated_at`); ties keep the store's order, oldest first (`deps` come newest first)."""
+    return sorted(
+        reversed([d for d in deps if d.status is Status.QUEUED]), key=lambda d: d.updated_at
+    )
 
 
 def line_text(event: StoredEvent) -> str | None:

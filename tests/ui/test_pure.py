@@ -3,6 +3,7 @@ timeline from events (`dispatcher.ui.timeline`), the list's order and queue posi
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -112,6 +113,12 @@ def test_the_list_puts_running_then_queued_in_order_with_positions_on_top() -> N
         ("running", None), ("queued", 1), ("queued", 2)
     ]  # fmt: skip
     assert flight[1].dep.created_at < flight[2].dep.created_at
+    # one project deploys one at a time: each queued one waits for the one ahead of it
+    assert [r.waits_for.id if r.waits_for else None for r in flight] == [
+        None, flight[0].dep.id, flight[1].dep.id
+    ]  # fmt: skip
+    other = replace(dep(Status.QUEUED, "2026-01-01T00:00:06Z"), project_id="q")
+    assert views.rows([other, *deps], "queued")[0][-1].waits_for is None  # nothing ahead in q
     assert [r.dep.status.value for r in rest] == ["live", "failed"]
     assert views.rows(deps, "failed") == ([], [rest[1]])
 
