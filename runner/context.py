@@ -75,6 +75,7 @@ class RunContext:
             run.http_timeout_s,
             default_params=params,
             pacer=pacer,
+            pace_sleep=self.wait_real,
         )
 
     def _sleep(self, seconds: float) -> None:
@@ -88,6 +89,14 @@ class RunContext:
         self.check_cancelled()
         if seconds > 0:
             self._sleep(seconds)
+        self.check_cancelled()
+
+    def wait_real(self, seconds: float) -> None:
+        """`wait` in real time whatever sleep was injected: a provider's request budget comes
+        back in real time, so pacing (`runner.pacing`) is never cut short, in tests either."""
+        self.check_cancelled()
+        if seconds > 0:
+            self.cancel.wait(seconds)
         self.check_cancelled()
 
     def stop(self, reason: str) -> None:

@@ -192,6 +192,7 @@ class ProviderHttp:
         clock: Clock = time.time,
         default_params: dict[str, str] | None = None,
         pacer: Pacer | None = None,
+        pace_sleep: Sleep | None = None,
     ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
@@ -202,6 +203,7 @@ class ProviderHttp:
         self.clock = clock
         self.default_params = default_params or {}
         self.pacer = pacer
+        self.pace_sleep = pace_sleep or sleep  # the provider's budget passes in real time
 
     def _pace(self, method: str, path: str) -> None:
         if self.pacer is None:
@@ -217,7 +219,7 @@ class ProviderHttp:
                 budget.limit,
                 delay,
             )
-            self.sleep(delay)
+            self.pace_sleep(delay)
 
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"

@@ -294,8 +294,10 @@ def test_a_permanent_4xx_is_fatal_with_the_providers_message(
 def test_keys_are_read_while_the_project_is_still_coming_up(
     sandbox: SandboxProcess, contexts: Contexts, app: str
 ) -> None:
-    sandbox.set_time_scale(0.02)  # provisioning 1.8 s, keys after 0.4 s
-    ctx, stream = contexts()
+    # Provisioning 9 s, keys after 2 s: wait_healthy's first look still sees COMING_UP on a
+    # loaded machine (at 0.02, 1.8 s, it once came after the project was up).
+    sandbox.set_time_scale(0.1)
+    ctx, stream = contexts(FORGE_POLL_INTERVAL_S="0.25")  # ~30 looks, far inside 120/min
     project = supabase_step.ensure_project(ctx, app)
     keys = supabase_step.read_keys(ctx, project.ref, 30)
     client = SupabaseClient(ctx.supabase)

@@ -191,7 +191,8 @@ def test_build_log_streams_until_the_build_ends_then_closes(
     sandbox.set_time_scale(0.02)  # a build of ~2.5 s, so the stream really follows it
     api = VercelApi(sandbox)
     deployment = api.deploy(f"logs-{unique}", [inline("index.html", PAGE)])
-    assert deployment["readyState"] == "QUEUED"
+    # QUEUED lasts 0.1 s at this scale: a loaded machine may answer once the build started
+    assert deployment["readyState"] in ("QUEUED", "BUILDING")
     with api(
         "GET",
         f"/v3/now/deployments/{deployment['id']}/events",
