@@ -25,7 +25,7 @@ from typing import Any
 from runner import migrations, validation, workcopy
 from runner.context import RunContext
 from runner.errors import Cancelled
-from runner.steps import github, health, supabase, vercel
+from runner.steps import github, health, health_rest, supabase, vercel
 from runner.steps.runtime import skipped, step
 
 log = logging.getLogger("forge.runner.pipeline")
@@ -168,6 +168,7 @@ def _release(
 
 def deploy(ctx: RunContext, app: str, build_dir: Path, *, sequential: bool = False) -> DeployReport:
     report = DeployReport()
+    health_rest.preload()
     with tempfile.TemporaryDirectory(prefix="forge-work-") as tmp:
         with step(ctx, "prepare") as s:
             copy = workcopy.make(build_dir, Path(tmp), f"Deploy {ctx.settings.run.deploy_id}")

@@ -12,24 +12,40 @@ not postgrest-py's.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import ssl
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from postgrest.exceptions import APIError
-from supabase import Client, ClientOptions, create_client
 
 from runner.context import RunContext
+
+if TYPE_CHECKING:
+    from supabase import Client
 
 log = logging.getLogger("forge.runner.health")
 
 CHECK = "supabase_rest"
 
 
+def preload() -> None:
+    """Import supabase-py in the background (0.6 CPU-s): a deploy starts this at its start and
+    finds it loaded at its health check; teardown and plan never pay for it. Not a daemon: a
+    deploy that ends early waits for the import rather than cut it off at interpreter exit."""
+    threading.Thread(
+        target=importlib.import_module, args=("supabase",), name="preload-supabase"
+    ).start()
+
+
 class Transient(Exception):
     """A 5xx or 429 answer: worth another attempt."""
+
+
+class Refused(Exception):
+    """The REST root answered, but not with its document (a refused key, a missing schema)."""
 
 
 def project_base(rest_url: str) -> str:
@@ -61,7 +77,7 @@ def _tables(document: Any) -> list[str]:
     """The tables a PostgREST root document lists (`/items`), in its order."""
     paths = document.get("paths") if isinstance(document, dict) else None
     if not isinstance(paths, dict):
-        raise APIError({"message": "the REST root did not answer an OpenAPI document"})
+        raise Refused("the REST root did not answer an OpenAPI document")
     return [p[1:] for p in paths if isinstance(p, str) and p.count("/") == 1 and len(p) > 1]
 
 
@@ -75,7 +91,7 @@ def _read(client: Client, evidence: dict[str, Any]) -> None:
             said = root.json().get("message")
         except (ValueError, AttributeError):
             said = None
-        raise APIError({"message": f"the REST root answered {root.status_code}: {said}"})
+        raise Refused(f"the REST root answered {root.status_code}: {said}")
     tables = _tables(root.json())
     if tables:
         evidence["table"] = tables[0]
@@ -92,6 +108,9 @@ def probe(
 ) -> dict[str, Any]:
     """Up to `attempts` tries while the failure looks transient; the last try's evidence (its
     texts masked and cut to `excerpt` characters)."""
+    from postgrest.exceptions import APIError
+    from supabase import ClientOptions, create_client
+
     mask = ctx.masker.mask
     base = project_base(rest_url)
     evidence: dict[str, Any] = {"check": CHECK, "url": mask(base + "/rest/v1/")}
@@ -111,7 +130,7 @@ def probe(
             except (Transient, httpx.TransportError) as e:
                 evidence["error"] = mask(f"{type(e).__name__}: {e}")[:excerpt]
                 transient = True
-            except (APIError, ValueError) as e:
+            except (APIError, Refused, ValueError) as e:
                 message = e.message if isinstance(e, APIError) else str(e)
                 evidence["error"] = mask(str(message))[:excerpt]
             else:
