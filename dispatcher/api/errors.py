@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dispatcher.core.outages import unavailable
+
 log = logging.getLogger("forge.dispatcher.api")
 
 
@@ -86,6 +88,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
+        why = unavailable(exc)
+        if why is not None:  # a store outage: the request can be sent again shortly
+            log.warning("store unavailable on %s %s: %s", request.method, request.url.path, why)
+            message = "the dispatcher's store is unavailable for now; try again shortly"
+            return error_response(503, "store_unavailable", message, {"Retry-After": "2"})
         log.error(
             "unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
             exc_info=exc,
