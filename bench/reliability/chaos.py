@@ -103,7 +103,8 @@ def run_case(w: World, case: ChaosCase) -> Verdict:
     return disrupted(w, case.id, case.signature, sigkill)
 
 
-Check = Callable[[Verdict, ServeProcess, list[dict[str, Any]]], None]
+Check = Callable[[Verdict, ServeProcess, Api, list[dict[str, Any]]], None]
+Settle = Callable[[Verdict, Api, dict[str, Any]], dict[str, Any]]
 
 
 def disrupted(
@@ -112,11 +113,13 @@ def disrupted(
     signature: str,
     disrupt: Callable[[ServeProcess], None],
     check: Check | None = None,
+    settle: Settle | None = None,
     **where: Any,
 ) -> Verdict:
     """One deploy through `forge-dispatcher serve` (`where`: `serve`'s database_url, state),
     `disrupt`ed once its stored events reach `signature`; judged once terminal: `live`, its
-    events whole and once, one of each resource; then `check` (the dispatcher's own say)."""
+    events whole and once, one of each resource; then `check` (the dispatcher's own say).
+    `settle` may act on the deployment once terminal (retry it) and return it as it ends."""
     verdict = Verdict(case_id)
     w.reset()
     root = w.root / unique_name("chaos")
@@ -133,6 +136,8 @@ def disrupted(
         disrupt(process)
         try:
             done = api.wait_terminal(dep, timeout_s=300)
+            if settle is not None:
+                done = settle(verdict, api, done)
         except AssertionError as e:
             verdict.stuck.append(str(e)[:500])
             return verdict
@@ -141,7 +146,7 @@ def disrupted(
         events = api.events_jsonl(dep)
         judge_events(verdict, events)
         if check is not None:
-            check(verdict, process, events)
+            check(verdict, process, api, events)
     finally:
         process.stop()
     judge_resources(verdict, w, name)

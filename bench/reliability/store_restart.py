@@ -15,6 +15,7 @@ from typing import Any
 from bench.reliability import chaos
 from bench.reliability.table import Verdict
 from bench.reliability.world import World, postgres_cluster, unique_name
+from tests.dispatcher.conftest import Api
 from tests.dispatcher.test_e2e_restart import ServeProcess
 
 KIND = "chaos: store PostgreSQL restart"
@@ -54,7 +55,7 @@ def run_case(w: World, case: StoreRestartCase) -> Verdict:
         cluster.stop()
 
 
-def said(verdict: Verdict, process: ServeProcess, events: list[dict[str, Any]]) -> None:
+def said(verdict: Verdict, process: ServeProcess, api: Api, events: list[dict[str, Any]]) -> None:
     """The dispatcher named the outage and the recovery, in its log and to the deployment."""
     log = process.log.read_text(errors="replace")
     for words in ("store unavailable", "store available again"):
