@@ -135,6 +135,7 @@ def disrupted(
             time.sleep(0.05)
         disrupt(process)
         try:
+            answering(api, dep, timeout_s=300)
             done = api.wait_terminal(dep, timeout_s=300)
             if settle is not None:
                 done = settle(verdict, api, done)
@@ -151,6 +152,15 @@ def disrupted(
         process.stop()
     judge_resources(verdict, w, name)
     return verdict
+
+
+def answering(api: Api, dep: str, timeout_s: float) -> None:
+    """Once the API answers for `dep` again: a 503 (its store unavailable) says "try again"."""
+    deadline = time.monotonic() + timeout_s
+    while api.request("GET", f"/v1/deployments/{dep}").status_code == 503:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the API answered 503 for {timeout_s:g} s")
+        time.sleep(0.2)
 
 
 def judge_resources(verdict: Verdict, w: World, name: str) -> None:
