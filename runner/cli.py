@@ -119,7 +119,8 @@ def _run(work: Work) -> None:
         error = f"internal error: {e}"
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             # The machine's fault, not ours: say where, and that a retry can succeed.
-            error = f"no space left on the runner's disk ({Path.cwd()}): {e}; free space, retry"
+            where = e.filename or Path.cwd()
+            error = f"no space left on the runner's disk ({where}): {e}; free space and retry"
             log.error("failed: %s", error)
         else:
             log.exception("crashed: %s", type(e).__name__)
