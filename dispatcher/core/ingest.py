@@ -161,7 +161,7 @@ class Ingestor:
         self._pending: list[NewEvent] = []
         self._lock = threading.Lock()
         self.count = 0
-        self.outage: tuple[float, str] | None = None  # the last one a flush waited out
+        self._outages_told = self.watch.outages  # those before this attempt are not its own
 
     def line(self, text: str) -> None:
         text = text.rstrip("\n")
@@ -226,13 +226,14 @@ class Ingestor:
     def flush(self) -> None:
         """The pending events into the store, one transaction; while the store is unavailable
         this waits (`StoreWatch`), then stores each pending event once — a batch whose commit
-        was lost with the connection is found stored, not written again — and notes the
-        outage in the deployment's own events."""
+        was lost with the connection is found stored, not written again. A store outage the
+        dispatcher waited out while this attempt ran (whichever call met it) is told in the
+        attempt's own events."""
         with self._lock:
-            pending, self._pending = self._pending, []
+            news = self._outage_news()
+            pending, self._pending = self._pending + news, []
             if not pending:
                 return
-            outages: list[tuple[float, str]] = []
             tries: list[int] = []
 
             def append() -> list[StoredEvent]:
@@ -242,25 +243,27 @@ class Ingestor:
                 found, todo = self._stored_already(pending)
                 return found + self.store.append_events(self.deployment_id, todo)
 
-            stored = self.watch.call(
-                append,
-                f"storing the events of {self.deployment_id}",
-                lambda seconds, why: outages.append((seconds, why)),
-            )
+            stored = self.watch.call(append, f"storing the events of {self.deployment_id}")
+            self._pending = self._outage_news() + self._pending  # one that ended meanwhile
         self.count += len(stored)
         METRICS.events_ingested.inc(len(stored))
         for event in stored:
             self.publish(event)
-        if outages:
-            self.outage = outages[-1]
-            seconds, why = outages[-1]
-            self.note(
-                "log",
-                level="warning",
-                source="dispatcher",
-                message=f"the store was unavailable for {seconds:.1f} s ({self.masker.mask(why)}):"
-                " the runner went on and its events were stored once it answered again",
-            )
+        if self._pending and self._pending[0].payload.get("source") == "store-outage":
+            self.flush()
+
+    def _outage_news(self) -> list[NewEvent]:
+        """The note of a store outage that ended since the last one told (none, or one)."""
+        if self.watch.outages == self._outages_told or self.watch.last is None:
+            return []
+        self._outages_told = self.watch.outages
+        seconds, why = self.watch.last
+        message = (
+            f"the store was unavailable for {seconds:.1f} s ({self.masker.mask(why)}): the runner"
+            " went on and its events were stored once it answered again"
+        )
+        payload = {"level": "warning", "message": message, "source": "store-outage"}
+        return [NewEvent(self.attempt, EventType.LOG.value, utc_now(), payload)]
 
     def _stored_already(self, pending: list[NewEvent]) -> tuple[list[StoredEvent], list[NewEvent]]:
         """(what of `pending` the store has, what it lacks): runner events by their seq, the

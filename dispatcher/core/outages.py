@@ -76,8 +76,10 @@ class StoreWatch:
         self.first_wait_s = first_wait_s
         self.max_wait_s = max_wait_s
         self.outages = 0  # how many outages this dispatcher waited out
+        self.last: tuple[float, str] | None = None  # the last one: its seconds, why
         self._lock = threading.Lock()
         self._down_since: float | None = None
+        self._why = ""
 
     @property
     def down(self) -> bool:
@@ -116,7 +118,7 @@ class StoreWatch:
         with self._lock:
             if self._down_since is not None:
                 return
-            self._down_since = self.clock()
+            self._down_since, self._why = self.clock(), why
         log.warning(
             "store unavailable: %s; %s waits (nothing is dropped: runners' output is read on "
             "once the store answers), trying again every %g s at most",
@@ -130,5 +132,6 @@ class StoreWatch:
             if self._down_since is None:
                 return
             seconds, self._down_since = self.clock() - self._down_since, None
+            self.last = (seconds, self._why)
             self.outages += 1
         log.warning("store available again after %.1f s: carrying on", seconds)
