@@ -96,7 +96,7 @@ def _record(w: World) -> list[ChaosCase]:
 
 
 def run_case(w: World, case: ChaosCase) -> Verdict:
-    def sigkill(process: ServeProcess) -> None:
+    def sigkill(process: ServeProcess, api: Api) -> None:
         process.kill()
         process.start()
 
@@ -111,7 +111,7 @@ def disrupted(
     w: World,
     case_id: str,
     signature: str,
-    disrupt: Callable[[ServeProcess], None],
+    disrupt: Callable[[ServeProcess, Api], None],
     check: Check | None = None,
     settle: Settle | None = None,
     **where: Any,
@@ -133,7 +133,7 @@ def disrupted(
                 verdict.other.append("the deploy ended before the boundary")
                 return verdict
             time.sleep(0.05)
-        disrupt(process)
+        disrupt(process, api)
         try:
             answering(api, dep, timeout_s=300)
             done = api.wait_terminal(dep, timeout_s=300)

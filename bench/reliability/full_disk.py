@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -73,16 +75,26 @@ def fill(path: Path) -> int:
 
 def run_case(w: World, case: FullDiskCase) -> Verdict:
     root = w.root / unique_name("full-disk")
+    answers: list[str] = []  # the API's answers to writes sent while the disk was full
     with tmpfs(root / "state", SIZE) as state:
         filler = state / "filler"
 
-        def fill_then_free(process: ServeProcess) -> None:
+        def fill_then_free(process: ServeProcess, api: Api) -> None:
+            # SQLite reuses the room its WAL file already has: emptied (as any checkpoint may
+            # leave it), its next write must find new room.
+            with contextlib.closing(sqlite3.connect(state / "dispatcher.db")) as db:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             fill(filler)
+            probe = api.submit(unique_name("probe"), unique_name("probe"))
+            answers.append(f"{probe.status_code} {probe.text}")
             time.sleep(FULL_S)
             filler.unlink()
 
+        def check(v: Verdict, process: ServeProcess, api: Api, e: list[dict[str, Any]]) -> None:
+            said(v, process, api, e, answers)
+
         return chaos.disrupted(
-            w, case.id, case.signature, fill_then_free, said, retried, state=state
+            w, case.id, case.signature, fill_then_free, check, retried, state=state
         )
 
 
@@ -99,19 +111,27 @@ def retried(verdict: Verdict, api: Api, done: dict[str, Any]) -> dict[str, Any]:
     return api.wait_terminal(done["id"], timeout_s=300)
 
 
-def said(verdict: Verdict, process: ServeProcess, api: Api, events: list[dict[str, Any]]) -> None:
-    """The dispatcher told of the full disk and its end (its log shares that disk: what it
-    wrote while full may be lost, the deployment's events are kept); it serves a new deploy."""
-    told = process.log.read_text(errors="replace").lower() + "\n".join(
-        str(e["payload"].get("message", "")).lower()
-        for e in events
-        if e["type"] == "log" and e["seq"] is None
-    )
-    if not any(words in told for words in NO_SPACE):
-        verdict.other.append("no word of the full disk (log or events)")
-    if "store available again" not in told and "store was unavailable" not in told:
+def said(
+    verdict: Verdict,
+    process: ServeProcess,
+    api: Api,
+    events: list[dict[str, Any]],
+    answers: list[str],
+) -> None:
+    """The dispatcher told of the full disk — in its log (on that disk: what it wrote while full
+    may be lost), the deployment's events, or its answer to a write sent meanwhile (503
+    store_unavailable) — and of the recovery; it serves a new deploy."""
+    notes = [str(e["payload"].get("message", "")) for e in events if e["seq"] is None]
+    log = process.log.read_text(errors="replace")
+    told = "\n".join([log, *notes, *answers]).lower()
+    if not any(words in told for words in NO_SPACE) and "store_unavailable" not in told:
+        verdict.other.append(f"no word of the full disk (log, events or answers: {answers})")
+    waited = "store unavailable:" in told  # a store call waited the disk out
+    if waited and "store available again" not in told and "store was unavailable" not in told:
         verdict.other.append("no word of the recovery (log or events)")
-    dep = chaos.submit(api, unique_name("after"))
-    done = api.wait_terminal(dep, timeout_s=300)
-    if done["status"] != "live":
-        verdict.lost.append(f"a deploy after the disk was freed ended {done['status']}")
+    after = [json.loads(a.split(" ", 1)[1])["id"] for a in answers if a.startswith("202")]
+    after.append(chaos.submit(api, unique_name("after")))
+    for dep in after:  # the probe, when taken, and a deploy once the space is back
+        done = api.wait_terminal(dep, timeout_s=300)
+        if done["status"] != "live":
+            verdict.lost.append(f"a deploy during or after the full disk ended {done['status']}")

@@ -46,7 +46,7 @@ def run_case(w: World, case: StoreRestartCase) -> Verdict:
     cluster, url = postgres_cluster(root / "pg")
     try:
 
-        def restart(process: ServeProcess) -> None:
+        def restart(process: ServeProcess, api: Api) -> None:
             cluster.stop()
             time.sleep(case.down_s)
             cluster.start()

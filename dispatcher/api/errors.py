@@ -67,6 +67,12 @@ def validation_message(errors: list[Any]) -> tuple[str, str]:
     return "invalid_request", "; ".join(parts) or "invalid request"
 
 
+def store_unavailable() -> JSONResponse:
+    """A store outage (`core.outages.unavailable`): the request can be sent again shortly."""
+    message = "the dispatcher's store is unavailable for now; try again shortly"
+    return error_response(503, "store_unavailable", message, {"Retry-After": "2"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -89,10 +95,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         why = unavailable(exc)
-        if why is not None:  # a store outage: the request can be sent again shortly
+        if why is not None:
             log.warning("store unavailable on %s %s: %s", request.method, request.url.path, why)
-            message = "the dispatcher's store is unavailable for now; try again shortly"
-            return error_response(503, "store_unavailable", message, {"Retry-After": "2"})
+            return store_unavailable()
         log.error(
             "unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
             exc_info=exc,
