@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import logging
 import os
 import sqlite3
@@ -20,15 +21,20 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 
+from dispatcher.api.app import ApiSettings, create_app
+from dispatcher.core import signing
 from dispatcher.core.ingest import Ingestor
 from dispatcher.core.outages import StoreStopped, StoreWatch, unavailable
 from dispatcher.store.sqlite import SQLiteStore
 from runner.events import VERSION, Event, EventType
 from runner.masking import Masker
 from sandbox.postgres import free_port
+from tests.support.core import idle_core
 
 
 def sqlite_full_error(tmp_path: Path) -> sqlite3.OperationalError:
@@ -180,5 +186,41 @@ def test_events_held_through_a_full_disk_are_stored_once_each(
             assert len(said) == 2, said
             assert said[0].startswith("store unavailable: SQLite: its disk is full"), said
             assert said[1].startswith("store available again after "), said
+        finally:
+            store.close()
+
+
+def test_the_api_answers_503_while_the_store_is_full_then_serves(tmp_path: Path) -> None:
+    builds = tmp_path / "builds"
+    (builds / "app-1").mkdir(parents=True)
+    secret = b"a-hook-secret-of-32-characters!!"
+    with small_tmpfs(tmp_path / "state", "4m") as state:
+        store = SQLiteStore(state / "dispatcher.db")
+        try:
+            store.migrate()
+            control = idle_core(store, secret, builds, tmp_path)
+            app = create_app(store, control, ApiSettings(hook_secret=secret, builds_root=builds))
+            with TestClient(app, raise_server_exceptions=False) as client:
+
+                def submit(name: str) -> httpx.Response:
+                    body = json.dumps(
+                        {"project_id": name, "project_name": name, "build_dir": "app-1"}
+                    ).encode()
+                    headers = {**signing.sign(secret, body, time.time())}
+                    headers["Content-Type"] = "application/json"
+                    return client.post("/v1/deployments", content=body, headers=headers)
+
+                with contextlib.closing(sqlite3.connect(state / "dispatcher.db")) as db:
+                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # no room kept in the WAL
+                filler = state / "filler"
+                fill(filler)
+                refused = submit("full")
+                assert refused.status_code == 503, refused.text
+                assert refused.json()["error"]["code"] == "store_unavailable"
+                assert refused.headers["Retry-After"] == "2"
+                filler.unlink()
+                taken = submit("after")
+                assert taken.status_code == 202, taken.text
+                assert [d.project_id for d in store.list_deployments()] == ["after"]
         finally:
             store.close()
