@@ -52,7 +52,7 @@ def tmpfs(path: Path, size: str) -> Iterator[Path]:
     try:
         yield path
     finally:
-        subprocess.run(["umount", "--lazy", str(path)], check=False)
+        subprocess.run(["umount", "--lazy", str(path)], check=True)
 
 
 def fill(path: Path) -> int:
