@@ -12,6 +12,7 @@ Exit codes: 0 live (or planned / removed), 1 failed, 2 bad input, 3 unhealthy, 4
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -115,8 +116,15 @@ def _run(work: Work) -> None:
         writer.emit(EventType.RESULT, outcome=outcome.value, error=str(e))
     except Exception as e:
         outcome = Outcome.FAILED
-        log.exception("crashed: %s", type(e).__name__)
-        writer.emit(EventType.RESULT, outcome=outcome.value, error=f"internal error: {e}")
+        error = f"internal error: {e}"
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            # The machine's fault, not ours: say where, and that a retry can succeed.
+            where = e.filename or Path.cwd()
+            error = f"no space left on the runner's disk ({where}): {e}; free space and retry"
+            log.error("failed: %s", error)
+        else:
+            log.exception("crashed: %s", type(e).__name__)
+        writer.emit(EventType.RESULT, outcome=outcome.value, error=error)
     finally:
         if terminated.is_set() and outcome is Outcome.FAILED:
             outcome = Outcome.CANCELLED

@@ -9,6 +9,7 @@ from typing import Any
 
 from bench.reliability import chaos, crashes, faults, hostile, hostile_api, scan
 from bench.reliability.dispatchers import running_dispatcher
+from bench.reliability.outages import outage_kinds
 from bench.reliability.table import Verdict
 from bench.reliability.world import World
 
@@ -42,6 +43,8 @@ def derive(w: World, only: list[str], seed: int) -> Iterator[Kind]:
         )
     if _wanted("chaos: dispatcher", only):
         yield Kind("chaos: dispatcher SIGKILL", chaos.record(w), partial(_chaos, w))
+    for name, cases, run in outage_kinds(w, lambda kind: _wanted(kind, only)):
+        yield Kind(name, cases, run)
     if _wanted("hostile: runner", only):
         yield Kind("hostile: runner input", hostile.runner_cases(seed), partial(_hostile, w))
     if _wanted("hostile: api", only):

@@ -96,16 +96,22 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-@contextlib.contextmanager
-def world(time_scale: float = 0.005, keep: bool = False) -> Iterator[World]:
-    root = Path(tempfile.mkdtemp(prefix="forge-reliability-", dir="/var/tmp"))
-    root.chmod(0o755)  # the cluster runs as `postgres`
-    cluster = ManagedCluster(root / "pg", "127.0.0.1", free_port("127.0.0.1"))
+def postgres_cluster(root: Path) -> tuple[ManagedCluster, str]:
+    """A started PostgreSQL 15 cluster in `root` (the test suite's `ManagedCluster`), and its
+    superuser's URL on 127.0.0.1 (a password of its own); the caller stops it."""
+    cluster = ManagedCluster(root, "127.0.0.1", free_port("127.0.0.1"))
     server = cluster.start()
     password = secrets.token_hex(12)
     with server.admin() as conn:
         conn.execute(f"ALTER ROLE postgres PASSWORD '{password}'")
-    url = f"postgresql://postgres:{password}@127.0.0.1:{server.port}/postgres"
+    return cluster, f"postgresql://postgres:{password}@127.0.0.1:{server.port}/postgres"
+
+
+@contextlib.contextmanager
+def world(time_scale: float = 0.005, keep: bool = False) -> Iterator[World]:
+    root = Path(tempfile.mkdtemp(prefix="forge-reliability-", dir="/var/tmp"))
+    root.chmod(0o755)  # the cluster runs as `postgres`
+    cluster, url = postgres_cluster(root / "pg")
     sandbox = SandboxProcess(root / "sandbox", url, time_scale)
     try:
         sandbox.start()

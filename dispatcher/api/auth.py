@@ -8,14 +8,18 @@ only then lets the app parse anything. /healthz, /metrics and the OpenAPI docume
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dispatcher.api.errors import error_response
+from dispatcher.api.errors import error_response, store_unavailable
+from dispatcher.core.outages import unavailable
 from dispatcher.core.signing import WINDOW_S, AuthError, check
+
+log = logging.getLogger("forge.dispatcher.api")
 
 # -- the ASGI guard ---------------------------------------------------------------------------
 
@@ -112,7 +116,15 @@ class HookGuard:
         except AuthError as e:
             self.on_refused(e.reason)
             return error_response(401, e.reason, e.message)
-        if not await self.remember(verified.signature, verified.expires_at):
+        try:
+            fresh = await self.remember(verified.signature, verified.expires_at)
+        except Exception as e:  # here, outside the app: its error handlers never see it
+            why = unavailable(e)
+            if why is None:
+                raise
+            log.warning("store unavailable checking a request's signature: %s", why)
+            return store_unavailable()
+        if not fresh:
             self.on_refused("replayed")
             return error_response(401, "replayed", "this signature was used before (a replay)")
         return None

@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dispatcher.core.outages import unavailable
+
 log = logging.getLogger("forge.dispatcher.api")
 
 
@@ -65,6 +67,12 @@ def validation_message(errors: list[Any]) -> tuple[str, str]:
     return "invalid_request", "; ".join(parts) or "invalid request"
 
 
+def store_unavailable() -> JSONResponse:
+    """A store outage (`core.outages.unavailable`): the request can be sent again shortly."""
+    message = "the dispatcher's store is unavailable for now; try again shortly"
+    return error_response(503, "store_unavailable", message, {"Retry-After": "2"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -86,6 +94,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
+        why = unavailable(exc)
+        if why is not None:
+            log.warning("store unavailable on %s %s: %s", request.method, request.url.path, why)
+            return store_unavailable()
         log.error(
             "unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
             exc_info=exc,

@@ -11,11 +11,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from dispatcher.container import split_env
 from dispatcher.core.ingest import Change, Ingestor, derive_status, write_change
+from dispatcher.core.outages import StoreWatch, unavailable
 from dispatcher.launchers.base import Exit, Handle, Launcher, RunSpec
 from dispatcher.model import Deployment, Patch, Status, StoredEvent
 from dispatcher.settings import Settings
@@ -85,8 +87,10 @@ class Attempt:
         publish: Callable[[StoredEvent], None],
         notify: Callable[[Deployment], None],
         clock: Callable[[], float] = time.monotonic,
+        watch: StoreWatch | None = None,
     ) -> None:
         self.settings = settings
+        self.watch = watch or StoreWatch()
         self.store = store
         self.launcher = launcher
         self.deployment = deployment
@@ -100,13 +104,18 @@ class Attempt:
         self.cancelled = False
 
     def _update(self, patch: Patch) -> Deployment:
-        self.deployment = self.store.update(self.deployment.id, patch)
+        self.deployment = self.watch.call(
+            lambda: self.store.update(self.deployment.id, patch), f"updating {self.deployment.id}"
+        )
         self.notify(self.deployment)
         return self.deployment
 
     def _changed(self, changes: list[Change]) -> None:
         for change in changes:
-            updated = write_change(self.store, self.deployment, change)
+            updated = self.watch.call(
+                partial(write_change, self.store, self.deployment, change),
+                f"updating {self.deployment.id}",
+            )
             if updated is not None:
                 self.deployment = updated
                 self.notify(updated)
@@ -114,15 +123,26 @@ class Attempt:
     def run(self, handle: Handle | None = None) -> Deployment:
         """Launch (or, with `handle`, re-attach to) the attempt and see it to its end."""
         dep = self.deployment
-        ingest = Ingestor(self.store, dep.id, dep.attempt, self.masker, self.publish, self._changed)
+        ingest = Ingestor(
+            self.store,
+            dep.id,
+            dep.attempt,
+            self.masker,
+            self.publish,
+            self._changed,
+            watch=self.watch,
+        )
         reattached = handle is not None
         reproduce = None
         if handle is None:
-            current = self.store.get(dep.id)
+            current = self.watch.call(lambda: self.store.get(dep.id), f"starting {dep.id}")
             if current is not None and current.cancel_requested:
                 # Cancelled while it was being claimed: nothing was started, nothing to stop.
                 return self._finish(ingest, None, Status.CANCELLED, "cancelled before it started")
-            spec = build_spec(self.settings, self.store, dep, Path(dep.build_dir))
+            spec = self.watch.call(
+                lambda: build_spec(self.settings, self.store, dep, Path(dep.build_dir)),
+                f"starting {dep.id}",
+            )
             for value in spec.secrets.values():
                 self.masker.register(value)
             handle = self.launcher.launch(spec)
@@ -130,7 +150,8 @@ class Attempt:
         else:
             # A restarted dispatcher: the runner's stream starts again from its first line;
             # what is stored already is folded (an eof may be among it), not stored again.
-            ingest.replay(e for e in self.store.events(dep.id) if e.attempt == dep.attempt)
+            stored = self.watch.call(lambda: self.store.events(dep.id), f"re-attaching {dep.id}")
+            ingest.replay(e for e in stored if e.attempt == dep.attempt)
         ingest.note(
             "status",
             status=Status.RUNNING.value,
@@ -207,6 +228,15 @@ class Attempt:
         """This replica's cancel: the watchdog acts on its next tick, without the store."""
         self.cancel_requested.set()
 
+    def _cancelled_elsewhere(self) -> bool:
+        try:
+            current = self.store.get(self.deployment.id)
+        except Exception as e:
+            if unavailable(e) is None:
+                raise
+            return False  # asked again on the next poll; the outage is logged by the watch
+        return current is not None and current.cancel_requested
+
     def _watch(self, handle: Handle, last_line: list[float]) -> None:
         start = polled = self.clock()
         while not self.done.wait(0.25):
@@ -214,9 +244,10 @@ class Attempt:
             reason = None
             if not self.cancel_requested.is_set() and now - polled >= CANCEL_POLL_S:
                 polled = now  # another replica's cancel reaches us through the store
-                current = self.store.get(self.deployment.id)
-                if current is not None and current.cancel_requested:
+                if self._cancelled_elsewhere():
                     self.cancel_requested.set()
+            if self.watch.down:  # its output is not being read: not the runner's silence
+                last_line[0] = now
             if self.cancel_requested.is_set():
                 self.cancelled = True
                 reason = "cancel requested"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from dispatcher.core.metrics import METRICS
+from dispatcher.core.outages import StoreWatch
 from dispatcher.launchers.base import Exit
 from dispatcher.model import Deployment, Patch, Status, StoredEvent
 from dispatcher.store.base import NewEvent, Store
@@ -144,8 +145,10 @@ class Ingestor:
         publish: Callable[[StoredEvent], None] = lambda event: None,
         on_change: Callable[[list[Change]], None] = lambda changes: None,
         batch: int = 200,
+        watch: StoreWatch | None = None,
     ) -> None:
         self.store = store
+        self.watch = watch or StoreWatch()
         self.deployment_id = deployment_id
         self.attempt = attempt
         self.masker = masker
@@ -158,6 +161,7 @@ class Ingestor:
         self._pending: list[NewEvent] = []
         self._lock = threading.Lock()
         self.count = 0
+        self._outages_told = self.watch.outages  # those before this attempt are not its own
 
     def line(self, text: str) -> None:
         text = text.rstrip("\n")
@@ -220,12 +224,70 @@ class Ingestor:
             self.flush()
 
     def flush(self) -> None:
+        """The pending events into the store, one transaction; while the store is unavailable
+        this waits (`StoreWatch`), then stores each pending event once — a batch whose commit
+        was lost with the connection is found stored, not written again. A store outage the
+        dispatcher waited out while this attempt ran (whichever call met it) is told in the
+        attempt's own events."""
         with self._lock:
-            pending, self._pending = self._pending, []
+            news = self._outage_news()
+            pending, self._pending = self._pending + news, []
             if not pending:
                 return
-            stored = self.store.append_events(self.deployment_id, pending)
+            tries: list[int] = []
+
+            def append() -> list[StoredEvent]:
+                tries.append(1)
+                if len(tries) == 1:
+                    return self.store.append_events(self.deployment_id, pending)
+                found, todo = self._stored_already(pending)
+                return found + self.store.append_events(self.deployment_id, todo)
+
+            stored = self.watch.call(append, f"storing the events of {self.deployment_id}")
+            self._pending = self._outage_news() + self._pending  # one that ended meanwhile
         self.count += len(stored)
         METRICS.events_ingested.inc(len(stored))
         for event in stored:
             self.publish(event)
+        if self._pending and self._pending[0].payload.get("source") == "store-outage":
+            self.flush()
+
+    def _outage_news(self) -> list[NewEvent]:
+        """The note of a store outage that ended since the last one told (none, or one)."""
+        if self.watch.outages == self._outages_told or self.watch.last is None:
+            return []
+        self._outages_told = self.watch.outages
+        seconds, why = self.watch.last
+        message = (
+            f"the store was unavailable for {seconds:.1f} s ({self.masker.mask(why)}): the runner"
+            " went on and its events were stored once it answered again"
+        )
+        payload = {"level": "warning", "message": message, "source": "store-outage"}
+        return [NewEvent(self.attempt, EventType.LOG.value, utc_now(), payload)]
+
+    def _stored_already(self, pending: list[NewEvent]) -> tuple[list[StoredEvent], list[NewEvent]]:
+        """(what of `pending` the store has, what it lacks): runner events by their seq, the
+        dispatcher's own by type and time (each has its own)."""
+        seen: dict[Identity, StoredEvent] = {}
+        after = 0
+        while page := self.store.events(self.deployment_id, after_id=after):
+            for e in page:
+                seen[_identity(e.attempt, e.runner_seq, e.type, e.ts)] = e
+            after = page[-1].id
+        found, todo = [], []
+        for event in pending:
+            key = _identity(event.attempt, event.runner_seq, event.type, event.ts)
+            if key in seen:
+                found.append(seen[key])
+            else:
+                todo.append(event)
+        return found, todo
+
+
+Identity = tuple[int, int | None, str, str]
+
+
+def _identity(attempt: int, seq: int | None, kind: str, ts: str) -> Identity:
+    """What tells one event of a deployment from another: a runner event's seq in its attempt;
+    for the dispatcher's own, their type and time."""
+    return (attempt, seq, kind, "" if seq is not None else ts)

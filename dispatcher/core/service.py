@@ -10,6 +10,7 @@ is gone end failed ("lost"); runners of ours with no running deployment are remo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from dispatcher.container import is_secret_name
 from dispatcher.core.attempts import Attempt
 from dispatcher.core.callbacks import Callbacks
 from dispatcher.core.hub import EventHub, Subscription
+from dispatcher.core.outages import StoreStopped, StoreWatch
 from dispatcher.core.policy import Action, check
 from dispatcher.launchers.base import Handle, Launcher
 from dispatcher.model import TERMINAL, Deployment, Patch, Status
@@ -52,6 +54,7 @@ class Dispatcher:
         self.masker.register(settings.seal_private_key)
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self.watch = StoreWatch(self._stop)  # store outages waited out, logged once each
         self._pool = ThreadPoolExecutor(settings.max_concurrent, thread_name_prefix="attempt")
         self._slots = threading.Semaphore(settings.max_concurrent)
         self._reattach_pool = ThreadPoolExecutor(thread_name_prefix="reattach")
@@ -88,7 +91,11 @@ class Dispatcher:
         while not self._stop.is_set():
             if not self._slots.acquire(timeout=1.0):
                 continue
-            claimed = self.store.claim(self.settings.replica_id, self.settings.max_concurrent)
+            try:
+                claimed = self.watch.call(self._claim, "claiming queued deployments")
+            except StoreStopped:
+                self._slots.release()
+                return
             if claimed is None:
                 self._slots.release()
                 self._wake.wait(1.0)
@@ -96,6 +103,9 @@ class Dispatcher:
                 continue
             self._notify(claimed)
             self._pool.submit(self._run, claimed, None)
+
+    def _claim(self) -> Deployment | None:
+        return self.store.claim(self.settings.replica_id, self.settings.max_concurrent)
 
     def _run(self, deployment: Deployment, handle: Handle | None, slot: bool = True) -> None:
         attempt = Attempt(
@@ -106,30 +116,35 @@ class Dispatcher:
             self.masker,
             self.hub.publish,
             self._notify,
+            watch=self.watch,
         )
         with self._attempts_lock:
             self._attempts[deployment.id] = attempt
         try:
             attempt.run(handle)
+        except StoreStopped:
+            # Still running in the store: the next start's reconcile re-attaches to its runner.
+            log.warning("%s: left running, the store unavailable at stop", deployment.id)
         except Exception as e:
             log.exception("attempt %s/%d crashed", deployment.id, deployment.attempt)
-            error = f"dispatcher error: {self.masker.mask(str(e))}"
-            payload = {"status": Status.FAILED.value, "error": error, "exit_code": None}
-            stored = self.store.append_events(
-                deployment.id, [NewEvent(deployment.attempt, "status", utc_now(), payload)]
-            )
-            self.hub.publish_all(stored)
-            self._notify(
-                self.store.update(
-                    deployment.id, Patch(status=Status.FAILED, error=error, finished_at=utc_now())
-                )
-            )
+            with contextlib.suppress(StoreStopped):
+                self._crashed(deployment, f"dispatcher error: {self.masker.mask(str(e))}")
         finally:
             with self._attempts_lock:
                 self._attempts.pop(deployment.id, None)
             if slot:
                 self._slots.release()
             self._wake.set()  # a project may have a waiting deployment now
+
+    def _crashed(self, deployment: Deployment, error: str) -> None:
+        payload = {"status": Status.FAILED.value, "error": error, "exit_code": None}
+        event = NewEvent(deployment.attempt, "status", utc_now(), payload)
+        stored = self.watch.call(
+            lambda: self.store.append_events(deployment.id, [event]), f"failing {deployment.id}"
+        )
+        self.hub.publish_all(stored)
+        patch = Patch(status=Status.FAILED, error=error, finished_at=utc_now())
+        self._notify(self.watch.call(lambda: self.store.update(deployment.id, patch), "failing it"))
 
     # -- reconcile ---------------------------------------------------------------------------
     def reconcile(self) -> None:

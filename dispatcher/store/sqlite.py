@@ -207,10 +207,11 @@ class SQLiteDialect(Dialect):
                 raise self._locked(e) from e
             try:
                 yield _Conn(conn)
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite rolls back itself on a full disk, I/O error
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def read(self) -> Iterator[_Conn]:

@@ -1,0 +1,56 @@
+"""A runner whose disk is full (its TMPDIR on a full tmpfs: under the dispatcher's state dir, the
+process launcher puts it there) ends `failed` saying so — the machine's fault, retryable once
+space is back — not "internal error"; its eof is still written (issue 13, "Dispatcher chaos")."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from runner.events import EventType
+from tests.support.clis import REPO
+from tests.support.runner import RunnerProcess, RunnerResult, events_of
+
+
+@pytest.mark.clis
+@pytest.mark.postgres
+def test_a_full_disk_ends_failed_naming_it(
+    forge_runner: RunnerProcess, unique: str, tmp_path: Path
+) -> None:
+    assert os.geteuid() == 0, "this test mounts a tmpfs: run it as root (CI does)"
+    build = tmp_path / "build"
+    shutil.copytree(REPO / "examples" / "hello-app", build)
+    full = tmp_path / "full"
+    full.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(full)], check=True)
+    try:
+        # Full once the run has begun: a TMPDIR full from the start is skipped by Python's
+        # `tempfile` (it falls back to /tmp), one that fills up mid-run is not.
+        process, audit = forge_runner.start(
+            ["deploy", "--build-dir", str(build), "--name", f"fd-{unique}"], {"TMPDIR": str(full)}
+        )
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if '"type":"step_started"' in line:
+                break
+        with (full / "filler").open("wb", buffering=0) as out, contextlib.suppress(OSError):
+            while True:
+                out.write(b"\0" * 65536)
+        rest = forge_runner.finish(process, audit)
+    finally:
+        subprocess.run(["umount", "--lazy", str(full)], check=True)
+    stdout = "".join(seen) + rest.stdout
+    result = RunnerResult(rest.returncode, stdout, rest.stderr, events_of(stdout))
+    assert result.returncode == 1, result.explain()
+    error = str(result.result.get("error"))
+    assert error.startswith("no space left on the runner's disk ("), error
+    assert "free space and retry" in error
+    assert result.eof.payload == {"outcome": "failed", "exit_code": 1}
+    assert not [e for e in result.of(EventType.LOG) if "crashed" in str(e.payload)]
