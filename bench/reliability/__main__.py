@@ -59,7 +59,7 @@ def run(
     order (all of them, or `sample`), the figures saved after each case: a run cut short is
     a uniform sample of every kind."""
     with world() as w:
-        kinds = list(suite.derive(w, only, seed))
+        kinds = list(suite.derive(w, only, seed, sample))
         rows = [Row(k.name, len(k.cases)) for k in kinds]
         queues: list[list[Any]] = []
         for kind, row in zip(kinds, rows, strict=True):
