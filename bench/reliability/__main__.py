@@ -44,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     save(rows, done=True)
     print()
     print(render(rows))
+    for row in rows:  # what the load kinds measured (the soak's samples: in the JSON only)
+        for verdict in row.verdicts:
+            if verdict.figures:
+                shown = {k: v for k, v in verdict.figures.items() if k != "samples"}
+                print(f"{row.kind}: {shown}")
     print(f"\nwritten to {args.out}; seed {seed}")
     return 0 if all(v.passed for row in rows for v in row.verdicts) else 1
 
