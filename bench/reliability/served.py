@@ -46,17 +46,19 @@ class Served:
         return {d["id"]: d for d in response.json()["deployments"]}
 
     def wait_terminal(self, ids: set[str], timeout_s: float) -> dict[str, dict[str, Any]]:
-        """Each of `ids` as last seen: terminal, unless `timeout_s` passed first. Reads the
-        list (one request per look) while the ids are among the newest 500, else one by one."""
+        """Each of `ids` as last seen: terminal, unless `timeout_s` passed first. One look is
+        one list request of the newest len(ids) (the ids are the newest here); one read per id
+        the list did not hold."""
         deadline = time.monotonic() + timeout_s
         last: dict[str, dict[str, Any]] = {}
         while True:
-            seen = self.statuses() if len(ids) <= 500 else {}
+            seen = self.statuses(min(500, len(ids)))
             for dep_id in ids:
                 if dep_id in seen:
                     last[dep_id] = seen[dep_id]
                 elif last.get(dep_id, {}).get("status") not in TERMINAL:
                     last[dep_id] = self.api.get(dep_id)
+            self.api.responses.clear()  # Api keeps every answer (for a scan); none here
             if all(last[i]["status"] in TERMINAL for i in ids) or time.monotonic() > deadline:
                 return last
             time.sleep(0.5)

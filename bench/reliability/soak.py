@@ -10,7 +10,10 @@ hold one repo, one Supabase project and one Vercel project per project and one V
 deployment per deploy; no attempt folder is left; and the dispatcher does not grow without
 bound: after the warm-up wave, RSS, fds and threads may rise by a floor plus a slope per 100
 deploys (the bounds below), and over a run long enough to fit a line (>= 300 deploys) the
-least-squares slope itself must stay under the bound. A growth past a bound is `leaked`.
+least-squares slope of its second half must stay under the bound. A growth past a bound is
+`leaked`. (Measured: 300 deploys grew RSS ~2 MB per 100 while tracemalloc showed the
+dispatcher's Python heap flat over 120 deploys in-process: the growth is SQLite's page caches
+filling as the file grows, bounded by the pool, hence the floor and the second-half fit.)
 
 Supabase's budget is lifted for the soak: 1,000 deploys at ~8 Management API calls each would
 take over an hour at its 120 calls a minute, and what the soak measures is the dispatcher (the
@@ -119,7 +122,7 @@ def _soak(w: World, served: Served, deploys: int) -> list[Verdict]:
             if sample is None:
                 raise RuntimeError(f"the dispatcher is gone:\n{served.serve.tail()}")
             quiet.append((done, sample))
-            files.append(open_files(served.pid))
+            files.append(open_files(served.pid, served.root))
     finally:
         probe.stop()
     elapsed = time.monotonic() - started
@@ -144,17 +147,18 @@ def _soak(w: World, served: Served, deploys: int) -> list[Verdict]:
     return [*verdicts, whole]
 
 
-def open_files(pid: int) -> Counter[str]:
-    """What the process's fds point at: a file's path, or the kind (socket, pipe, anon_inode)."""
+def open_files(pid: int, root: Path) -> Counter[str]:
+    """What the process's fds point at: a file's path (under `root`: relative), or the kind
+    (socket, pipe, anon_inode)."""
     found: Counter[str] = Counter()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
             target = str(fd.readlink())
         except OSError:  # closed while listed
             continue
-        found[
-            target.split(":", 1)[0] if ":[" in target or target.startswith("anon") else target
-        ] += 1
+        if ":[" in target or target.startswith("anon"):
+            target = target.split(":", 1)[0]
+        found[target.removeprefix(f"{root}/")] += 1
     return found
 
 
@@ -186,24 +190,29 @@ def slope_per_100(points: list[tuple[int, float]]) -> float:
 
 
 def _judge_growth(verdict: Verdict, quiet: list[tuple[int, HostSample]], first_wave: int) -> None:
-    """Past the warm-up wave: growth within floor + slope x span, and (long runs) the fitted
-    slope within its bound."""
+    """Past the warm-up wave: growth within floor + slope x span; and over a run long enough
+    to fit a line, the slope of its second half (bounded caches have filled by then; what
+    still rises there rises without bound) within its bound."""
     measured = [(n, s) for n, s in quiet if n > first_wave] or quiet[-1:]
     span = measured[-1][0] - measured[0][0]
     slopes: dict[str, float] = {}
+    late: dict[str, float] = {}
     for name, (floor, per_100) in BOUNDS.items():
         points = [(n, float(getattr(s, name))) for n, s in measured]
         slopes[name] = round(slope_per_100(points), 3)
+        late[name] = round(slope_per_100(points[len(points) // 2 :]), 3)
         growth = max(y for _, y in points) - points[0][1]
         allowed = floor + per_100 * span / 100
         if growth > allowed:
             verdict.leaked.append(
                 f"{name} grew {growth:.1f} over {span} deploys (bound {allowed:.1f})"
             )
-        if span >= FIT_MIN_DEPLOYS and slopes[name] > per_100:
+        if span >= FIT_MIN_DEPLOYS and late[name] > per_100:
             verdict.leaked.append(
-                f"{name} rises {slopes[name]:.2f} per 100 deploys (bound {per_100})"
+                f"{name} still rises {late[name]:.2f} per 100 deploys in the second half of "
+                f"the run (bound {per_100})"
             )
+    verdict.figures["second_half_slope_per_100_deploys"] = late
     verdict.figures["slope_per_100_deploys"] = slopes
     verdict.figures["bounds"] = {k: {"floor": f, "per_100": p} for k, (f, p) in BOUNDS.items()}
     verdict.figures["measured_span"] = span
