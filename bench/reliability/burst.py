@@ -40,8 +40,8 @@ FULL_REQUESTS = 500
 SAMPLE_REQUESTS = 100
 THREADS = 32
 CONCURRENCY = 4
-# Supabase's 120 calls a minute over ~8 calls a deploy lets ~15 deploys a minute through
-# (4 s each): the bound gives each three times that, plus two minutes of slack.
+# Supabase's 120 calls a minute over 6-8 calls a deploy lets 15-20 deploys a minute through
+# (3-4 s each): the bound gives each three times that, plus two minutes of slack.
 DRAIN_S_PER_DEPLOY = 12.0
 DRAIN_SLACK_S = 120.0
 
@@ -114,7 +114,7 @@ def _burst(w: World, served: Served, sent: list[Request]) -> list[Verdict]:
     final = judge_ends(served, accepted, DRAIN_SLACK_S + DRAIN_S_PER_DEPLOY * len(accepted))
     drained_s = time.monotonic() - started
     whole = Verdict(f"the store and the providers after {len(sent)} requests")
-    _judge_store(whole, served, sent, final)
+    _judge_store(whole, served, final)
     live = Counter(dict.fromkeys({r.project for r in sent}, 0))
     live.update(d["project_id"] for d in final.values() if d["status"] == "live")
     judge_resources(whole, w, live)
@@ -183,12 +183,10 @@ def _judge_answers(
     return verdicts, accepted
 
 
-def _judge_store(
-    verdict: Verdict, served: Served, sent: list[Request], final: dict[str, dict[str, Any]]
-) -> None:
+def _judge_store(verdict: Verdict, served: Served, final: dict[str, dict[str, Any]]) -> None:
     stored = served.statuses()
     extra = sorted(set(stored) - set(final))
     if extra:
         verdict.duplicated.append(f"{len(extra)} deployments no answer named: {extra[:5]}")
-    if len(stored) == 500 and len({r.key for r in sent}) >= 500:
+    if len(stored) == 500:  # the API's most: a row past it would go unseen
         verdict.other.append("more deployments than the list shows: extras not checked")

@@ -122,6 +122,12 @@ def _soak(w: World, served: Served, deploys: int) -> list[Verdict]:
             if sample is None:
                 raise RuntimeError(f"the dispatcher is gone:\n{served.serve.tail()}")
             quiet.append((done, sample))
+            if done % 100 < size or done == deploys:  # a long kind says how far it got
+                print(
+                    f"load: soak: {done} deploys, {sum(live.values())} live, dispatcher "
+                    f"{sample.rss_mb:.1f} MB, {sample.fds} fds, {sample.threads} threads",
+                    flush=True,
+                )
             files.append(open_files(served.pid, served.root))
     finally:
         probe.stop()
