@@ -44,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     save(rows, done=True)
     print()
     print(render(rows))
+    for row in rows:  # what the load kinds measured (the soak's samples: in the JSON only)
+        for verdict in row.verdicts:
+            if verdict.figures:
+                shown = {k: v for k, v in verdict.figures.items() if k != "samples"}
+                print(f"{row.kind}: {shown}")
     print(f"\nwritten to {args.out}; seed {seed}")
     return 0 if all(v.passed for row in rows for v in row.verdicts) else 1
 
@@ -59,7 +64,7 @@ def run(
     order (all of them, or `sample`), the figures saved after each case: a run cut short is
     a uniform sample of every kind."""
     with world() as w:
-        kinds = list(suite.derive(w, only, seed))
+        kinds = list(suite.derive(w, only, seed, sample))
         rows = [Row(k.name, len(k.cases)) for k in kinds]
         queues: list[list[Any]] = []
         for kind, row in zip(kinds, rows, strict=True):

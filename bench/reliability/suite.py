@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from bench.reliability import chaos, crashes, faults, hostile, hostile_api, scan
+from bench.reliability import burst, chaos, crashes, faults, hostile, hostile_api, scan, soak
 from bench.reliability.dispatchers import running_dispatcher
 from bench.reliability.outages import outage_kinds
 from bench.reliability.table import Verdict
@@ -30,7 +30,7 @@ def _wanted(kind: str, only: list[str]) -> bool:
     return not only or any(kind.startswith(prefix) for prefix in only)
 
 
-def derive(w: World, only: list[str], seed: int) -> Iterator[Kind]:
+def derive(w: World, only: list[str], seed: int, sample: int = 0) -> Iterator[Kind]:
     if any(_wanted(f"fault: {s}", only) for s in faults.SCENARIOS):
         recording = faults.record(w)
         for kind, cases in faults.cases(recording).items():
@@ -54,6 +54,19 @@ def derive(w: World, only: list[str], seed: int) -> Iterator[Kind]:
         yield Kind("hostile: api requests", api_cases, _done, sampled=False)
     if _wanted("secrets", only):
         yield Kind("secrets: every output", scan.verdicts(w), _done, sampled=False)
+    yield from _load(w, only, seed, sample)
+
+
+def _load(w: World, only: list[str], seed: int, sample: int) -> Iterator[Kind]:
+    """The load kinds, one pass each (a case per key / per deploy): full size, or the CI
+    sample's smaller one when the run is a sample."""
+    requests_n = burst.SAMPLE_REQUESTS if sample else burst.FULL_REQUESTS
+    if _wanted(f"load: burst {requests_n}", only):
+        verdicts = burst.run(w, requests_n, seed)
+        yield Kind(f"load: burst {requests_n} signed requests", verdicts, _done, sampled=False)
+    deploys = soak.SAMPLE_DEPLOYS if sample else soak.FULL_DEPLOYS
+    if _wanted(f"load: soak {deploys}", only):
+        yield Kind(f"load: soak {deploys} deploys", soak.run(w, deploys), _done, sampled=False)
 
 
 def _chaos(w: World, case: chaos.ChaosCase) -> Verdict:

@@ -16,7 +16,9 @@ class Verdict:
     missing, migrations not applied exactly once); `duplicated`: a second resource or event;
     `stuck`: no end within the bound (killed), or no `eof`; `leaked`: a secret in an output,
     traffic beyond loopback, or a resource a teardown had to remove; `other`: the case could not
-    prove anything (the fault was never hit) — never a pass."""
+    prove anything (the fault was never hit) — never a pass. `figures`: what a case measured
+    (the load kinds: answer codes, deploys a minute, RSS and fd slopes), printed and in the
+    JSON."""
 
     case: str
     lost: list[str] = field(default_factory=list)
@@ -25,6 +27,7 @@ class Verdict:
     leaked: list[str] = field(default_factory=list)
     other: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    figures: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
