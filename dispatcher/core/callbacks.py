@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 import requests
@@ -22,6 +23,8 @@ from dispatcher.model import Deployment
 
 log = logging.getLogger("forge.dispatcher.callbacks")
 
+REMEMBERED = 10_000
+
 
 class Callbacks:
     def __init__(self, url: str | None, secret: bytes, session: requests.Session | None = None):
@@ -30,7 +33,10 @@ class Callbacks:
         self.session = session or requests.Session()
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
-        self._last: dict[str, str] = {}
+        # The last status sent per deployment, so a repeat is not sent twice; the newest
+        # REMEMBERED only (a repeat comes soon after its first, and the map must not grow
+        # with every deployment the dispatcher ever ran).
+        self._last: OrderedDict[str, str] = OrderedDict()
 
     def start(self) -> None:
         if self.url and self._thread is None:
@@ -46,6 +52,9 @@ class Callbacks:
         if not self.url or self._last.get(deployment.id) == deployment.status.value:
             return
         self._last[deployment.id] = deployment.status.value
+        self._last.move_to_end(deployment.id)
+        while len(self._last) > REMEMBERED:
+            self._last.popitem(last=False)
         self._queue.put({"event": "deployment.status", "deployment": deployment.public()})
 
     def _run(self) -> None:
