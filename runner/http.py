@@ -22,7 +22,7 @@ import requests
 import tenacity
 
 from runner.errors import AmbiguousError, FatalError, ProviderError, RetryableError
-from runner.pacing import Pacer
+from runner.pacing import Pacer, reset_in
 
 log = logging.getLogger("forge.runner.http")
 
@@ -91,21 +91,6 @@ def _seconds_until(header: str | None, now: float) -> float | None:
         return None
 
 
-def _epoch_until(value: object, now: float) -> float | None:
-    """A reset time as seconds from now. GitHub and Vercel send epoch seconds (or
-    milliseconds); Supabase sends the seconds left in the window. A value too small to be a
-    date is the latter."""
-    try:
-        reset = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    if reset > 1e12:  # epoch milliseconds
-        reset /= 1000
-    if reset < 1e9:  # seconds left, not a date
-        return max(0.0, reset)
-    return max(0.0, reset - now)
-
-
 def provider_message(provider: str, response: requests.Response) -> str:
     try:
         body: Any = response.json()
@@ -128,13 +113,13 @@ def _rate_limit_delay(provider: str, response: requests.Response, now: float) ->
     if delay is not None:
         return delay
     if headers.get("x-ratelimit-remaining") == "0":
-        delay = _epoch_until(headers.get("x-ratelimit-reset"), now)
+        delay = reset_in(headers.get("x-ratelimit-reset"), now)
         if delay is not None:
             return delay
     if provider == "vercel":
         try:
             limit = response.json()["error"]["limit"]
-            return _epoch_until(limit.get("reset"), now)
+            return reset_in(limit.get("reset"), now)
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
     return None

@@ -50,18 +50,30 @@ def _int(value: str | None) -> int | None:
         return None
 
 
+def reset_in(value: object, now: float) -> float | None:
+    """A reset time as seconds from now. GitHub and Vercel send epoch seconds (or
+    milliseconds); Supabase sends the seconds left in the window. A value too small to be a
+    date is the latter."""
+    try:
+        reset = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if reset > 1e12:  # epoch milliseconds
+        reset /= 1000
+    if reset < 1e9:  # seconds left, not a date
+        return max(0.0, reset)
+    return max(0.0, reset - now)
+
+
 def budget_from(headers: Mapping[str, str], now: float) -> Budget | None:
     """The budget an answer's headers state, or None when they do not state one. The reset is
     epoch seconds (GitHub, Vercel) or seconds left in the window (Supabase)."""
     limit = _int(headers.get("x-ratelimit-limit"))
     remaining = _int(headers.get("x-ratelimit-remaining"))
-    reset = _int(headers.get("x-ratelimit-reset"))
-    if limit is None or remaining is None or reset is None or limit <= 0:
+    left = reset_in(headers.get("x-ratelimit-reset"), now)
+    if limit is None or remaining is None or left is None or limit <= 0:
         return None
-    if reset > 1_000_000_000_000:  # epoch milliseconds
-        reset //= 1000
-    ends_at = float(reset) if reset >= 1_000_000_000 else now + reset
-    return Budget(limit, remaining, ends_at)
+    return Budget(limit, remaining, now + left)
 
 
 class Pacer:
