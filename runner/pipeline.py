@@ -136,7 +136,7 @@ def _release(
     report: DeployReport,
 ) -> None:
     run = ctx.settings.run
-    attempts = 0
+    rebuilds = rechecks = 0  # together at most run.health_redeploys
     while True:
         with step(ctx, "vercel.promote") as s:
             live = vercel.promote(ctx, project, deployment)
@@ -145,24 +145,32 @@ def _release(
         with step(ctx, "health") as s:
             checked = health.check(ctx, live, run.health_path, keys.url, keys.anon)
             s.info.update(ok=checked.ok)
-        report.health = {"ok": checked.ok, "evidence": checked.evidence, "redeploys": attempts}
+        report.health = {
+            "ok": checked.ok,
+            "evidence": checked.evidence,
+            "redeploys": rebuilds,  # new builds of the app
+            "rechecks": rechecks,  # checks again with no new build (only Supabase failed)
+        }
         if checked.ok:
             report.outcome = "live"
             return
-        if attempts >= run.health_redeploys:
+        if rebuilds + rechecks >= run.health_redeploys:
             report.outcome = "unhealthy"
             return
-        attempts += 1
         app_ok = all(item["ok"] for item in checked.evidence if item["check"] == "app")
         if app_ok:  # only Supabase's REST endpoint failed: a new build of the app cannot help
+            rechecks += 1
             log.warning(
                 "Supabase REST check failed; checking again (%d of %d)",
-                attempts,
+                rebuilds + rechecks,
                 run.health_redeploys,
             )
-            ctx.wait(ctx.policy.wait(None, attempts))
+            ctx.wait(ctx.policy.wait(None, rechecks))
             continue
-        log.warning("health check failed; redeploy %d of %d", attempts, run.health_redeploys)
+        rebuilds += 1
+        log.warning(
+            "health check failed; redeploy %d of %d", rebuilds + rechecks, run.health_redeploys
+        )
         deployment = _build(ctx, project, copy, "vercel.redeploy", force_new=True)
 
 
