@@ -33,17 +33,22 @@ class ChaosCase:
 
 
 def serve(
-    w: World, root: Path, database_url: str | None = None, state: Path | None = None
+    w: World,
+    root: Path,
+    database_url: str | None = None,
+    state: Path | None = None,
+    launcher: str = "process",
+    env_extra: dict[str, str] | None = None,
 ) -> tuple[ServeProcess, Api]:
-    """`forge-dispatcher serve` (process launcher) on SQLite in its state dir, or on
+    """`forge-dispatcher serve` (`launcher`) on SQLite in its state dir, or on
     `database_url`; its log in the state dir."""
     builds, state = root / "builds", state or root / "state"
     builds.mkdir(parents=True, exist_ok=True)
     state.mkdir(exist_ok=True)
     url = database_url or f"sqlite:///{state / 'dispatcher.db'}"
-    env = dispatcher_env(w.sandbox, builds, state, url, "process")
+    env = dispatcher_env(w.sandbox, builds, state, url, launcher)
     env["FORGE_HOOK_SECRET"] = secrets.token_urlsafe(32)
-    env.update(PATH=process_path(), HOME=str(root), PYTHONPATH=str(REPO))
+    env.update(PATH=process_path(), HOME=str(root), PYTHONPATH=str(REPO), **(env_extra or {}))
     serve = ServeProcess(env, state / "dispatcher.log")
     serve.start()
     return serve, Api(serve.url, env["FORGE_HOOK_SECRET"].encode(), builds)

@@ -10,7 +10,7 @@ import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ class World:
     root: Path
     postgres_url: str
     sandbox: SandboxProcess
+    later: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # closed at the end
 
     def runner(self, workdir: Path) -> RunnerProcess:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -113,10 +114,12 @@ def world(time_scale: float = 0.005, keep: bool = False) -> Iterator[World]:
     root.chmod(0o755)  # the cluster runs as `postgres`
     cluster, url = postgres_cluster(root / "pg")
     sandbox = SandboxProcess(root / "sandbox", url, time_scale)
+    made = World(root, url, sandbox)
     try:
         sandbox.start()
-        yield World(root, url, sandbox)
+        yield made
     finally:
+        made.later.close()
         sandbox.stop()
         cluster.stop()
         if not keep:

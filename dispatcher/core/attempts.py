@@ -17,7 +17,7 @@ from typing import Any
 
 from dispatcher.container import split_env
 from dispatcher.core.ingest import Change, Ingestor, derive_status, write_change
-from dispatcher.core.outages import StoreWatch, unavailable
+from dispatcher.core.outages import OutageWatch, StoreWatch, unavailable
 from dispatcher.launchers.base import Exit, Handle, Launcher, RunSpec
 from dispatcher.model import Deployment, Patch, Status, StoredEvent
 from dispatcher.settings import Settings
@@ -76,6 +76,17 @@ def build_spec(
     )
 
 
+def backend_watch(launcher: Launcher, stopped: threading.Event | None = None) -> OutageWatch:
+    """The watch of `launcher`'s backend: its calls waited out while it does not answer."""
+    return OutageWatch(
+        stopped,
+        subject=launcher.backend,
+        classify=launcher.unavailable,
+        meanwhile="runners go on; their output is read on once it answers",
+        logger="forge.dispatcher.launcher",
+    )
+
+
 class Attempt:
     def __init__(
         self,
@@ -88,9 +99,11 @@ class Attempt:
         notify: Callable[[Deployment], None],
         clock: Callable[[], float] = time.monotonic,
         watch: StoreWatch | None = None,
+        engine: OutageWatch | None = None,
     ) -> None:
         self.settings = settings
         self.watch = watch or StoreWatch()
+        self.engine = engine or backend_watch(launcher)
         self.store = store
         self.launcher = launcher
         self.deployment = deployment
@@ -145,7 +158,7 @@ class Attempt:
             )
             for value in spec.secrets.values():
                 self.masker.register(value)
-            handle = self.launcher.launch(spec)
+            handle = self.engine.call(lambda: self.launcher.launch(spec), f"launching {dep.id}")
             reproduce = getattr(self.launcher, "reproduce_command", None)
         else:
             # A restarted dispatcher: the runner's stream starts again from its first line;
@@ -170,22 +183,35 @@ class Attempt:
             target=self._flush_while_running, args=(ingest,), name=f"flush-{dep.id}", daemon=True
         )
         flusher.start()  # a quiet runner's lines still reach the store and the stream in 50 ms
+        backend_out: list[tuple[float, str]] = []  # outages of the backend met while following
         try:
-            for line in self.launcher.stream(handle):
-                last_line[0] = self.clock()
-                ingest.line(line)
-            exit_ = self.launcher.wait(handle, timeout_s=60)
+            exit_ = self.engine.call(
+                partial(self._follow, handle, ingest, last_line),
+                f"following {dep.id}",
+                lambda seconds, why: backend_out.append((seconds, why)),
+            )
         except TimeoutError:
             exit_ = Exit(None, "lost")
         finally:
             self.done.set()
             ingest.flush()
+        if backend_out:
+            seconds, why = backend_out[-1]
+            ingest.note(
+                "log",
+                level="warning",
+                message=f"the {self.launcher.backend} did not answer for {seconds:.1f} s "
+                f"({self.masker.mask(why)}); the runner's output was read on once it did",
+                source="backend-outage",
+            )
         status, error = derive_status(
             ingest.folded,
             exit_,
             cancel_requested=self.cancelled,
             timed_out=self.timed_out,
         )
+        if status is Status.CANCELLED and not self.cancelled:  # a SIGTERM nobody here sent
+            status, error = Status.FAILED, self._stopped_from_outside(backend_out, error)
         if (
             status is Status.FAILED
             and error
@@ -196,6 +222,34 @@ class Attempt:
             ingest.note("log", level="error", message=tail, source="runner-stderr")
         watchdog.join()  # a terminate in progress ends before the runner is removed
         return self._finish(ingest, handle, status, error, exit_.code)
+
+    def _follow(self, handle: Handle, ingest: Ingestor, last_line: list[float]) -> Exit:
+        """The runner's output to its end, then its exit. Tried again after the backend's
+        outage: the stream starts again from the first line, and what was read is skipped. A
+        stream that ended before the runner's last line (cut by the engine going away) is
+        read once more after the exit."""
+        for _ in range(2):
+            ingest.skip_through_seq = max(ingest.skip_through_seq, ingest.last_runner_seq)
+            for line in self.launcher.stream(handle):
+                last_line[0] = self.clock()
+                ingest.line(line)
+            exit_ = self.launcher.wait(handle, timeout_s=60)
+            if ingest.folded.eof is not None or exit_.reason == "lost":
+                break
+        return exit_
+
+    def _stopped_from_outside(self, backend_out: list[tuple[float, str]], said: str | None) -> str:
+        """The error of a runner that stopped on a SIGTERM no cancel sent."""
+        if backend_out:
+            seconds, _ = backend_out[-1]
+            return (
+                f"the {self.launcher.backend} went away for {seconds:.1f} s mid-deploy (a restart"
+                " or a crash) and stopped the runner; retry resumes from its checkpoints"
+            )
+        return (
+            f"the runner was stopped from outside the dispatcher ({said or 'SIGTERM'}); "
+            "retry resumes from its checkpoints"
+        )
 
     def _finish(
         self,
@@ -246,7 +300,8 @@ class Attempt:
                 polled = now  # another replica's cancel reaches us through the store
                 if self._cancelled_elsewhere():
                     self.cancel_requested.set()
-            if self.watch.down:  # its output is not being read: not the runner's silence
+            if self.watch.down or self.engine.down:  # its output is not being read: not the
+                # runner's silence
                 last_line[0] = now
             if self.cancel_requested.is_set():
                 self.cancelled = True
@@ -259,5 +314,8 @@ class Attempt:
                 )
             if reason is not None:
                 log.warning("%s: stopping the runner (%s)", self.deployment.id, reason)
-                self.launcher.terminate(handle, self.settings.cancel_grace_s)
+                self.engine.call(
+                    lambda: self.launcher.terminate(handle, self.settings.cancel_grace_s),
+                    f"stopping {self.deployment.id}",
+                )
                 return

@@ -1,14 +1,16 @@
-"""The store going away under a running dispatcher (its PostgreSQL restarted, the disk of its
-SQLite file full): which errors mean "unavailable for now" (what was stored is still there:
-wait and try again), and waiting it out.
+"""The store or the launcher's backend going away under a running dispatcher (its PostgreSQL
+restarted, the disk of its SQLite file full, the Docker engine restarted): which errors mean
+"unavailable for now" (what was stored or launched is still there: wait and try again), and
+waiting it out.
 
-`StoreWatch.call(operation)` runs one store operation; when it fails because the store is
-unavailable, the dispatcher's log says so once for the whole outage ("store unavailable: ..."),
-the call waits (a capped backoff, the sleep injected) and tries again, until the store answers
-— the log then says "store available again after N s" — or the dispatcher stops
-(`StoreStopped`). Any other error is raised as it is. Nothing is dropped meanwhile: a runner's
-output waits where its launcher keeps it (a file, the container's log) and is read on once the
-store answers again.
+`OutageWatch.call(operation)` runs one operation; when it fails because its subject is
+unavailable (the watch's `classify` says why), the dispatcher's log says so once for the whole
+outage ("store unavailable: ...", "Docker engine unavailable: ..."), the call waits (a capped
+backoff, the sleep injected) and tries again, until the subject answers — the log then says
+"... available again after N s" — or the dispatcher stops (`StoreStopped`). Any other error is
+raised as it is. Nothing is dropped meanwhile: a runner's output waits where its launcher keeps
+it (a file, the container's log) and is read on once both answer again. `StoreWatch` is the
+store's.
 """
 
 from __future__ import annotations
@@ -20,9 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
-
-log = logging.getLogger("forge.dispatcher.store")
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -33,7 +33,7 @@ _OS_TRANSIENT = {errno.ENOSPC: "no space left", errno.EDQUOT: "disk quota", errn
 
 
 class StoreStopped(RuntimeError):
-    """The dispatcher stopped while its store was unavailable."""
+    """The dispatcher stopped while its store (or its launcher's backend) was unavailable."""
 
 
 def unavailable(e: BaseException) -> str | None:
@@ -58,19 +58,27 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-class StoreWatch:
-    """One per dispatcher: store calls that wait out an outage, and its two log lines."""
+class OutageWatch:
+    """One per dispatcher and subject: calls that wait out an outage, and its two log lines."""
 
     def __init__(
         self,
         stopped: threading.Event | None = None,
         *,
+        subject: str,
+        classify: Callable[[BaseException], str | None],
+        meanwhile: str,
+        logger: str,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         first_wait_s: float = 0.05,
         max_wait_s: float = 2.0,
     ) -> None:
         self.stopped = stopped or threading.Event()
+        self.subject = subject  # "store", "Docker engine": the log's words
+        self.classify = classify
+        self.meanwhile = meanwhile  # what the log says happens while it waits
+        self.log = logging.getLogger(logger)
         self.sleep = sleep
         self.clock = clock
         self.first_wait_s = first_wait_s
@@ -98,14 +106,16 @@ class StoreWatch:
             try:
                 result = operation()
             except Exception as e:
-                why = unavailable(e)
+                why = self.classify(e)
                 if why is None:
                     raise
                 reason = why
                 since = self.clock() if since is None else since
                 self._failed(why, what)
                 if self.stopped.is_set():
-                    raise StoreStopped(f"stopped while the store was unavailable ({why})") from e
+                    raise StoreStopped(
+                        f"stopped while the {self.subject} was unavailable ({why})"
+                    ) from e
                 self.sleep(wait)
                 wait = min(wait * 2, self.max_wait_s)
                 continue
@@ -119,11 +129,12 @@ class StoreWatch:
             if self._down_since is not None:
                 return
             self._down_since, self._why = self.clock(), why
-        log.warning(
-            "store unavailable: %s; %s waits (nothing is dropped: runners' output is read on "
-            "once the store answers), trying again every %g s at most",
+        self.log.warning(
+            "%s unavailable: %s; %s waits (%s), trying again every %g s at most",
+            self.subject,
             why,
             what,
+            self.meanwhile,
             self.max_wait_s,
         )
 
@@ -134,4 +145,19 @@ class StoreWatch:
             seconds, self._down_since = self.clock() - self._down_since, None
             self.last = (seconds, self._why)
             self.outages += 1
-        log.warning("store available again after %.1f s: carrying on", seconds)
+        self.log.warning("%s available again after %.1f s: carrying on", self.subject, seconds)
+
+
+class StoreWatch(OutageWatch):
+    """The store's watch: its errors classified by `unavailable`."""
+
+    def __init__(self, stopped: threading.Event | None = None, **kwargs: Any) -> None:
+        meanwhile = "nothing is dropped: runners' output is read on once the store answers"
+        super().__init__(
+            stopped,
+            subject="store",
+            classify=unavailable,
+            meanwhile=meanwhile,
+            logger="forge.dispatcher.store",
+            **kwargs,
+        )

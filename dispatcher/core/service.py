@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from dispatcher.container import is_secret_name
-from dispatcher.core.attempts import Attempt
+from dispatcher.core.attempts import Attempt, backend_watch
 from dispatcher.core.callbacks import Callbacks
 from dispatcher.core.hub import EventHub, Subscription
 from dispatcher.core.outages import StoreStopped, StoreWatch
@@ -55,6 +55,7 @@ class Dispatcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.watch = StoreWatch(self._stop)  # store outages waited out, logged once each
+        self.engine = backend_watch(launcher, self._stop)  # the launcher's backend's, likewise
         self._pool = ThreadPoolExecutor(settings.max_concurrent, thread_name_prefix="attempt")
         self._slots = threading.Semaphore(settings.max_concurrent)
         self._reattach_pool = ThreadPoolExecutor(thread_name_prefix="reattach")
@@ -117,6 +118,7 @@ class Dispatcher:
             self.hub.publish,
             self._notify,
             watch=self.watch,
+            engine=self.engine,
         )
         with self._attempts_lock:
             self._attempts[deployment.id] = attempt

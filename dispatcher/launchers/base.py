@@ -47,6 +47,12 @@ class Exit:
 
 class Launcher(abc.ABC):
     name: str
+    backend = "launcher"  # what it launches on, in the log's words ("Docker engine")
+
+    def unavailable(self, error: BaseException) -> str | None:
+        """Why the backend cannot be reached for now, when `error` says so (the call is then
+        waited out and tried again: every call here is idempotent); None for a real error."""
+        return None
 
     @abc.abstractmethod
     def launch(self, spec: RunSpec) -> Handle:

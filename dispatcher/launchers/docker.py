@@ -26,6 +26,7 @@ from typing import Any
 
 import docker
 import requests
+import urllib3
 
 from dispatcher.container import (
     SECRETS_ROOT,
@@ -59,6 +60,7 @@ def _launch_lock(name: str) -> threading.Lock:
 
 class DockerLauncher(Launcher):
     name = "docker"
+    backend = "Docker engine"
 
     def __init__(
         self,
@@ -94,6 +96,16 @@ class DockerLauncher(Launcher):
         return docker_run_command(self.container_spec(spec))
 
     # ---- Launcher --------------------------------------------------------------------------
+
+    def unavailable(self, error: BaseException) -> str | None:
+        """The engine's socket refused or dropped (a restart, a crash): docker-py raises
+        requests' ConnectionError, and a log stream cut mid-read urllib3's ProtocolError."""
+        cut = requests.exceptions.ConnectionError | requests.exceptions.ChunkedEncodingError
+        if isinstance(error, cut | urllib3.exceptions.HTTPError):
+            return f"no answer on its socket ({_first_line(error)})"
+        if isinstance(error, docker.errors.APIError) and error.status_code in (502, 503, 504):
+            return f"it answers {error.status_code} ({_first_line(error)})"
+        return None
 
     def launch(self, spec: RunSpec) -> Handle:
         kwargs = self.container_spec(spec)
@@ -232,3 +244,8 @@ class DockerLauncher(Launcher):
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             return f"the Docker engine cannot inspect {self.image}: {e}"
         return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__

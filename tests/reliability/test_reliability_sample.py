@@ -47,6 +47,13 @@ def test_a_seeded_sample_of_every_kind_loses_duplicates_sticks_and_leaks_nothing
     kinds = {row["kind"]: row for row in figures["rows"]}
     prefixes = {k.split(":")[0] for k in kinds}
     assert prefixes == {"fault", "crash", "chaos", "hostile", "secrets", "load"}, where
+    chaos = {k for k in kinds if k.startswith("chaos")}
+    assert chaos == {
+        "chaos: dispatcher SIGKILL",
+        "chaos: store PostgreSQL restart",
+        "chaos: state dir full",
+        "chaos: Docker engine restart",
+    }, where
     for kind, row in kinds.items():
         assert row["tried"] >= 1, f"{kind}: nothing tried; {where}"
         zero = {c: row[c] for c in ("lost", "duplicated", "stuck", "leaked")}
