@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.reliability import chaos
-from tests.support.engine import Engine
 from bench.reliability.table import Verdict
 from bench.reliability.world import World, unique_name
 from tests.dispatcher.conftest import Api
 from tests.dispatcher.test_e2e_restart import ServeProcess
+from tests.support.engine import Engine
 
 KIND = "chaos: Docker engine restart"
 IMAGE = "forge-runner:dev"

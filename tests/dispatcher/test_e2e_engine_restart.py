@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+
 import pytest
 
 from tests.dispatcher.conftest import RunningDispatcher
