@@ -124,6 +124,13 @@ class OutageWatch:
                 recovered(self.clock() - since, reason)
             return result
 
+    def noticed(self, error: BaseException) -> None:
+        """An outage met outside a call (a kept connection found broken): said at once, and
+        its end said by the next call that succeeds."""
+        why = self.classify(error)
+        if why is not None:
+            self._failed(why, "the next call")
+
     def _failed(self, why: str, what: str) -> None:
         with self._lock:
             if self._down_since is not None:

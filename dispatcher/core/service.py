@@ -55,6 +55,7 @@ class Dispatcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.watch = StoreWatch(self._stop)  # store outages waited out, logged once each
+        store.on_connection_lost(self.watch.noticed)  # a short one no call met as an error
         self.engine = backend_watch(launcher, self._stop)  # the launcher's backend's, likewise
         self._pool = ThreadPoolExecutor(settings.max_concurrent, thread_name_prefix="attempt")
         self._slots = threading.Semaphore(settings.max_concurrent)

@@ -5,7 +5,7 @@ values live in their own table and are opaque without the dispatcher's private k
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    def on_connection_lost(self, tell: Callable[[BaseException], None]) -> None:
+        """`tell(error)` whenever a kept connection is found broken (a PostgreSQL restart the
+        pool met before any call failed); a store with no such connections never calls it."""
+        del tell  # nothing kept between calls here
 
     # -- deployments ------------------------------------------------------------------------
     @abc.abstractmethod

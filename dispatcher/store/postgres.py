@@ -19,7 +19,7 @@ Several dispatcher replicas may use one database. What keeps them apart:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -76,6 +76,7 @@ class PostgresDialect(Dialect):
 
     def __init__(self, conninfo: str, min_size: int, max_size: int, connect_timeout_s: float):
         self.where = redact_url(conninfo)
+        self._lost: Callable[[BaseException], None] | None = None
         self._pool: ConnectionPool[PgConn] = ConnectionPool(
             conninfo,
             connection_class=psycopg.Connection[DictRow],
@@ -87,7 +88,7 @@ class PostgresDialect(Dialect):
             },
             min_size=min_size,
             max_size=max_size,
-            check=ConnectionPool.check_connection,
+            check=self._check,
             name="forge-dispatcher",
             open=False,
         )
@@ -114,6 +115,19 @@ class PostgresDialect(Dialect):
 
     def close(self) -> None:
         self._pool.close()
+
+    def on_connection_lost(self, tell: Callable[[BaseException], None]) -> None:
+        self._lost = tell
+
+    def _check(self, conn: PgConn) -> None:
+        """The pool's check of a kept connection before lending it; a broken one is told,
+        then dropped by the pool (which lends another or connects anew)."""
+        try:
+            ConnectionPool.check_connection(conn)
+        except Exception as e:
+            if self._lost is not None:
+                self._lost(e)
+            raise
 
     def lock_migrations(self, conn: Conn) -> None:
         conn.rows("SELECT pg_advisory_xact_lock(?)", (MIGRATE_LOCK,))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -86,6 +86,11 @@ class Dialect(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
+    def on_connection_lost(self, tell: Callable[[BaseException], None]) -> None:
+        """See `Store.on_connection_lost`; a dialect without a pool of kept connections has
+        nothing to tell."""
+        del tell  # nothing kept between calls here
+
     @abc.abstractmethod
     def lock_migrations(self, conn: Conn) -> None:
         """Serialise migrate() across processes, in the transaction write() opened."""
@@ -150,6 +155,9 @@ class SQLStore(Store):
 
     def close(self) -> None:
         self.dialect.close()
+
+    def on_connection_lost(self, tell: Callable[[BaseException], None]) -> None:
+        self.dialect.on_connection_lost(tell)
 
     # -- deployments ------------------------------------------------------------------------
     def submit(

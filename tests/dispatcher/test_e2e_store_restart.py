@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from dispatcher.core.outages import StoreWatch
+from dispatcher.store.postgres import PostgresStore
 from sandbox.postgres import ManagedCluster, free_port
 from tests.dispatcher.conftest import RunningDispatcher
 
@@ -76,3 +78,31 @@ def test_a_store_restart_mid_deploy_ends_live_with_every_event_once(
         "store unavailable",
         "store available again",
     ], said
+
+
+@pytest.mark.postgres
+def test_a_restart_no_store_call_met_is_told_by_the_pools_check(
+    own_cluster: tuple[ManagedCluster, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A restart between two calls: no call fails (the pool's check drops the broken connection
+    and connects anew), yet the log says the store was unavailable and is again. Before, only
+    psycopg_pool's own warnings told of it, and not always."""
+    cluster, url = own_cluster
+    store = PostgresStore(url, max_size=2)
+    watch = StoreWatch()
+    store.on_connection_lost(watch.noticed)
+    try:
+        store.migrate()
+        with caplog.at_level(logging.WARNING, "forge.dispatcher.store"):
+            cluster.stop()
+            cluster.start()
+            assert watch.call(lambda: store.get("dep_" + "0" * 24), "reading") is None
+    finally:
+        store.close()
+    said = [r.getMessage() for r in caplog.records if r.name == "forge.dispatcher.store"]
+    assert [m.split(":")[0].split(" after")[0] for m in said] == [
+        "store unavailable",
+        "store available again",
+    ], said
+    assert said[0].startswith("store unavailable: PostgreSQL: "), said
+    assert watch.outages == 1
