@@ -20,7 +20,7 @@ import pytest
 
 from tests.dispatcher.conftest import RunningDispatcher
 from tests.support.engine import Engine
-from tests.support.sandbox import SandboxProcess
+from tests.support.sandbox import SandboxProcess, owned_by
 
 pytestmark = [pytest.mark.docker, pytest.mark.clis, pytest.mark.postgres]
 
@@ -37,16 +37,6 @@ def own_engine(runner_image: str) -> Iterator[Engine]:
         yield engine
     finally:
         engine.close()
-
-
-def mine(sandbox: SandboxProcess, name: str) -> dict[str, int]:
-    res = sandbox.resources()
-    return {
-        "repos": sum(r["name"] == name for r in res["github"]["repos"]),
-        "supabase": sum(p["name"] == f"forge-{name}" for p in res["supabase"]["projects"]),
-        "vercel": sum(p["name"] == name for p in res["vercel"]["projects"]),
-        "deployments": sum(d["project"] == name for d in res["vercel"]["deployments"]),
-    }
 
 
 @pytest.mark.parametrize("kill", [False, True], ids=["restart", "crash"])
@@ -85,4 +75,4 @@ def test_an_engine_restart_mid_deploy_fails_naming_it_and_a_retry_resumes_live(
     assert e2e.action(dep, "retry").status_code in (200, 202)
     again = e2e.wait_terminal(dep, 300)
     assert (again["status"], again["attempt"]) == ("live", 2), again
-    assert mine(sandbox, name) == {"repos": 1, "supabase": 1, "vercel": 1, "deployments": 1}
+    assert owned_by(sandbox, name) == {"repos": 1, "supabase": 1, "vercel": 1, "deployments": 1}

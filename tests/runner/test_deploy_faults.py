@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.support.runner import RunnerProcess
-from tests.support.sandbox import SandboxProcess
+from tests.support.sandbox import SandboxProcess, owned_by
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hello-app"
 
@@ -69,16 +69,6 @@ def rules(name: str, fault: str) -> list[dict[str, Any]]:
     return chosen
 
 
-def mine(sandbox: SandboxProcess, name: str) -> dict[str, int]:
-    res = sandbox.resources()
-    return {
-        "repos": sum(r["name"] == name for r in res["github"]["repos"]),
-        "supabase": sum(p["name"] == f"forge-{name}" for p in res["supabase"]["projects"]),
-        "vercel": sum(p["name"] == name for p in res["vercel"]["projects"]),
-        "deployments": sum(d["project"] == name for d in res["vercel"]["deployments"]),
-    }
-
-
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_transient_faults_on_every_call_end_live_with_one_of_each(
     sandbox: SandboxProcess, forge_runner: RunnerProcess, unique: str, tmp_path: Path, fault: str
@@ -94,7 +84,7 @@ def test_transient_faults_on_every_call_end_live_with_one_of_each(
     assert result.eof.payload["outcome"] == "live"
     unhit = [f"{r['method']} {r['path']}" for r in book if r["hits"] == 0]
     assert not unhit, f"these calls were never made (so never faulted): {unhit}"
-    assert mine(sandbox, name) == {"repos": 1, "supabase": 1, "vercel": 1, "deployments": 1}
+    assert owned_by(sandbox, name) == {"repos": 1, "supabase": 1, "vercel": 1, "deployments": 1}
     versions = [
         m["version"]
         for p in sandbox.resources()["supabase"]["projects"]
@@ -174,7 +164,7 @@ def test_a_create_served_after_the_client_gave_up_is_found_not_doubled(
     result = forge_runner.run(["deploy", "--build-dir", str(build), "--name", name])
     assert sandbox.admin("GET", "faults").json()[0]["hits"] == 1
     assert result.returncode == 0, result.explain()
-    assert mine(sandbox, name) == {"repos": 1, "supabase": 1, "vercel": 1, "deployments": 1}
+    assert owned_by(sandbox, name) == {"repos": 1, "supabase": 1, "vercel": 1, "deployments": 1}
 
 
 def test_a_refused_supabase_rest_check_is_checked_again_not_answered_with_a_new_build(
@@ -200,7 +190,7 @@ def test_a_refused_supabase_rest_check_is_checked_again_not_answered_with_a_new_
     result = forge_runner.run(["deploy", "--build-dir", str(build), "--name", name])
     assert sandbox.admin("GET", "faults").json()[0]["hits"] == 1
     assert result.returncode == 0, result.explain()
-    assert mine(sandbox, name) == {"repos": 1, "supabase": 1, "vercel": 1, "deployments": 1}
+    assert owned_by(sandbox, name) == {"repos": 1, "supabase": 1, "vercel": 1, "deployments": 1}
     # The report counts the re-check apart from new builds (the fault matrix's oracle adds
     # `redeploys` to the deployments it expects: counted together, it expected one too many).
     health = result.result["health"]

@@ -138,3 +138,14 @@ class SandboxProcess:
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def owned_by(sandbox: SandboxProcess, name: str) -> dict[str, int]:
+    """How many repos, Supabase projects, Vercel projects and deployments app `name` has."""
+    res = sandbox.resources()
+    return {
+        "repos": sum(r["name"] == name for r in res["github"]["repos"]),
+        "supabase": sum(p["name"] == f"forge-{name}" for p in res["supabase"]["projects"]),
+        "vercel": sum(p["name"] == name for p in res["vercel"]["projects"]),
+        "deployments": sum(d["project"] == name for d in res["vercel"]["deployments"]),
+    }
