@@ -46,6 +46,7 @@ from dispatcher.launchers.k8s_status import (
     PULL_ERRORS,
     KubernetesConflict,
     KubernetesError,
+    KubernetesUnavailable,
     PodView,
     api_error,
     exit_of,
@@ -59,6 +60,12 @@ _CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
 
 class KubernetesLauncher(Launcher):
     name = "kubernetes"
+    backend = "Kubernetes API server"
+
+    def unavailable(self, error: BaseException) -> str | None:
+        """No answer, a 5xx or a 429 from the API server (`api_error`): the Job and its pod
+        go on meanwhile, so the attempt waits and reads on."""
+        return str(error) if isinstance(error, KubernetesUnavailable) else None
 
     def __init__(
         self,

@@ -293,3 +293,23 @@ def _wait_for(check: object, attempts: int = 400) -> None:
             return
         time.sleep(0.025)
     raise AssertionError("the condition did not come true")
+
+
+def test_an_api_server_that_does_not_answer_is_an_outage_the_attempt_waits_out(
+    new_launcher: LauncherFactory,
+) -> None:
+    """The attempt waits out what `unavailable` names (as a Docker engine restart): no answer,
+    a 5xx or a 429. A refusal or a missing object is a real error, raised at once."""
+    from kubernetes.client.exceptions import ApiException
+
+    from dispatcher.launchers.k8s_status import api_error
+
+    launcher = new_launcher()
+    refused = api_error(ConnectionRefusedError(111, "Connection refused"), "list the pods of j")
+    assert launcher.unavailable(refused) == str(refused)
+    assert "did not answer" in str(refused)
+    assert launcher.unavailable(api_error(ApiException(status=503), "read Job j"))
+    assert launcher.unavailable(api_error(ApiException(status=404), "read Job j")) is None
+    assert launcher.unavailable(api_error(ApiException(status=403), "create Job j")) is None
+    assert launcher.unavailable(ValueError("bad")) is None
+    assert launcher.backend == "Kubernetes API server"
