@@ -29,6 +29,9 @@ screenshots:
 
 # The reliability suite, every case (bench/reliability): one table of cases tried, passed,
 # lost, duplicated, stuck and leaked per kind, written to bench/results/reliability.json.
-# RELIABILITY_ARGS="--sample 5 --seed 7" for a sample, "--only fault" for one kind.
+# The kinds run two at a time, each in a world of its own (RELIABILITY_JOBS=1: one world, the
+# kinds' cases round-robin). RELIABILITY_ARGS="--sample 5 --seed 7" for a sample, "--only fault"
+# for some kinds.
+RELIABILITY_JOBS ?= 2
 reliability: image
-	.venv/bin/python -m bench.reliability $(RELIABILITY_ARGS)
+	.venv/bin/python -m bench.reliability --jobs $(RELIABILITY_JOBS) $(RELIABILITY_ARGS)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.reliability import suite
+from bench.reliability import parallel, suite
 from bench.reliability.table import Row, render, write
 from bench.reliability.world import REPO, world
 
@@ -26,21 +26,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated kind prefixes to run")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--merge", action="store_true", help="keep other kinds' rows in --out")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="worlds at once, a kind in each (1: round-robin)"
+    )
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C: the sandbox and the PostgreSQL cluster are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     only = [k.strip() for k in args.only.split(",") if k.strip()]
+    if args.jobs < 1:
+        parser.error(f"--jobs must be 1 or more, not {args.jobs}")
     mode = f"--sample {args.sample} --seed {seed}" if args.sample else "full"
-    print(f"reliability: {mode}", flush=True)
+    print(f"reliability: {mode}, {args.jobs} at once", flush=True)
     started = time.monotonic()
-    meta: dict[str, Any] = {"mode": mode, "seed": seed, "sample": args.sample, "done": False}
+    meta: dict[str, Any] = {
+        "mode": mode,
+        "seed": seed,
+        "sample": args.sample,
+        "jobs": args.jobs,
+        "done": False,
+    }
 
     def save(rows: list[Row], done: bool = False) -> None:
         meta.update(seconds=round(time.monotonic() - started, 1), done=done)
         write(args.out, rows, meta, merge=args.merge)
 
-    rows = run(args.sample, seed, only, save, progress=lambda line: print(line, flush=True))
+    def progress(line: str) -> None:
+        print(line, flush=True)
+
+    if args.jobs > 1:
+        child = ["--seed", str(seed), "--sample", str(args.sample)]
+        kinds = suite.wanted_prefixes(only)
+        rows = parallel.run(kinds, args.jobs, child, args.out, save, progress)
+    else:
+        rows = run(args.sample, seed, only, save, progress)
     save(rows, done=True)
     print()
     print(render(rows))

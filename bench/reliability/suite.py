@@ -7,11 +7,38 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from bench.reliability import burst, chaos, crashes, faults, hostile, hostile_api, scan, soak
+from bench.reliability import (
+    burst,
+    chaos,
+    crashes,
+    engine_restart,
+    faults,
+    full_disk,
+    hostile,
+    hostile_api,
+    scan,
+    soak,
+    store_restart,
+)
 from bench.reliability.dispatchers import running_dispatcher
 from bench.reliability.outages import outage_kinds
 from bench.reliability.table import Verdict
 from bench.reliability.world import World
+
+# Every kind by the prefix `--only` picks it by, in the order the rows are shown.
+PREFIXES = (
+    *(f"fault: {scenario}" for scenario in faults.SCENARIOS),
+    "crash: deploy",
+    "chaos: dispatcher",
+    store_restart.KIND,
+    full_disk.KIND,
+    engine_restart.KIND,
+    "hostile: runner",
+    "hostile: api",
+    "secrets",
+    "load: burst",
+    "load: soak",
+)
 
 
 @dataclass
@@ -28,6 +55,12 @@ def _done(verdict: Verdict) -> Verdict:
 
 def _wanted(kind: str, only: list[str]) -> bool:
     return not only or any(kind.startswith(prefix) for prefix in only)
+
+
+def wanted_prefixes(only: list[str]) -> list[str]:
+    """The kinds' prefixes `--only` picks: "fault" picks the three fault kinds, and
+    "load: soak 1000" the soak."""
+    return [p for p in PREFIXES if _wanted(p, only) or any(o.startswith(p) for o in only)]
 
 
 def derive(w: World, only: list[str], seed: int, sample: int = 0) -> Iterator[Kind]:
