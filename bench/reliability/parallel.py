@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,16 +19,18 @@ from bench.reliability.world import REPO
 
 
 def longest_first(kinds: list[str], last: Path) -> list[str]:
-    """`kinds` ordered by the seconds their rows took in `last` (a figures file), unknown
-    kinds first (they may be long), ties in the given order."""
+    """`kinds` ordered by the seconds their rows took in `last` (a figures file): the row's
+    wall time, else its cases' seconds summed; kinds with neither (a one-pass kind's verdicts
+    carry no seconds) first, since they may be long; ties in the given order."""
     took: dict[str, float] = {}
     if last.exists():
         for row in json.loads(last.read_text()).get("rows", []):
-            took[row["kind"]] = sum(float(v.get("seconds", 0)) for v in row.get("verdicts", []))
+            cases = sum(float(v.get("seconds", 0)) for v in row.get("verdicts", []))
+            took[row["kind"]] = float(row.get("seconds") or cases)
 
     def seconds(prefix: str) -> float:
-        found = [s for kind, s in took.items() if kind.startswith(prefix)]
-        return sum(found) if found else float("inf")
+        found = sum(s for kind, s in took.items() if kind.startswith(prefix))
+        return found or float("inf")
 
     return sorted(kinds, key=lambda k: -seconds(k))
 
@@ -39,7 +42,7 @@ def rows_of(path: Path) -> list[Row]:
         verdicts = [
             Verdict(**{k: v for k, v in d.items() if k != "passed"}) for d in row["verdicts"]
         ]
-        rows.append(Row(row["kind"], row["cases"], verdicts))
+        rows.append(Row(row["kind"], row["cases"], verdicts, float(row.get("seconds", 0))))
     return rows
 
 
@@ -61,6 +64,7 @@ def run(
 
     def child(kind: str) -> None:
         argv = [*child_args, "--only", kind, "--out", str(parts[kind])]
+        started = time.monotonic()
         process = subprocess.Popen(
             [sys.executable, "-m", "bench.reliability", *argv],
             cwd=REPO,
@@ -75,6 +79,8 @@ def run(
         code = process.wait()
         running.discard(process)
         rows = rows_of(parts[kind]) if parts[kind].exists() else []
+        for row in rows:
+            row.seconds = round(time.monotonic() - started, 1)
         if code not in (0, 1) or not rows:  # 1: a case failed, and the rows say which
             failed = Verdict(f"{kind}: the run itself", stuck=[f"exited {code} with no figures"])
             rows = rows or [Row(kind, 0)]

@@ -42,6 +42,7 @@ class Row:
     kind: str
     cases: int  # derived for this kind (the full matrix)
     verdicts: list[Verdict] = field(default_factory=list)
+    seconds: float = 0.0  # the kind's wall time, when it ran alone in a child (`--jobs`)
 
     def figures(self) -> dict[str, int]:
         out = {"tried": len(self.verdicts), "passed": sum(v.passed for v in self.verdicts)}
@@ -75,6 +76,7 @@ def document(rows: list[Row], meta: dict[str, Any]) -> dict[str, Any]:
             {
                 "kind": row.kind,
                 "cases": row.cases,
+                "seconds": row.seconds,
                 **row.figures(),
                 "failures": [
                     {"case": v.case, "problems": v.problems()} for v in row.verdicts if not v.passed

@@ -27,13 +27,15 @@ def test_the_kinds_longest_last_time_start_first_and_unknown_ones_before_them(
     last = tmp_path / "reliability.json"
     rows = [
         Row("fault: deploy", 2, [Verdict("a", seconds=3.0), Verdict("b", seconds=4.0)]),
-        Row("load: soak 1000 deploys", 1, [Verdict("c", seconds=2000.0)]),
+        Row("load: soak 1000 deploys", 1, [Verdict("c")], seconds=2000.0),
         Row("crash: deploy", 1, [Verdict("d", seconds=1.0)]),
+        Row("secrets: every output", 1, [Verdict("e")]),  # one pass: no seconds per case
     ]
     write(last, rows, {"done": True})
-    kinds = ["fault: deploy", "crash: deploy", "secrets", "load: soak"]
+    kinds = ["fault: deploy", "crash: deploy", "secrets", "load: soak", "hostile: api"]
     assert parallel.longest_first(kinds, last) == [
         "secrets",
+        "hostile: api",
         "load: soak",
         "fault: deploy",
         "crash: deploy",
