@@ -17,12 +17,10 @@ import json
 import logging
 import os
 import re
-import signal
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -31,6 +29,7 @@ from runner import logs, settings, validation
 from runner.errors import BadInput, Cancelled, RunnerError
 from runner.events import EXIT_CODES, EventType, EventWriter, Heartbeat, Outcome
 from runner.masking import Masker
+from runner.signals import on_sigterm
 
 if TYPE_CHECKING:  # the HTTP stack loads after the first event (container start latency)
     from runner.context import RunContext
@@ -72,12 +71,12 @@ def _run(work: Work) -> None:
     cancel = threading.Event()
     terminated = threading.Event()
 
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+    def stop() -> None:  # from the `sigterm` thread, never inside the handler (signals.py)
         log.warning("SIGTERM: stopping at the next safe point")
         terminated.set()
         cancel.set()
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    on_sigterm(stop)
     outcome = Outcome.FAILED
     writer.emit(EventType.LOG, level="info", message=f"forge-runner {_version()} started")
     try:

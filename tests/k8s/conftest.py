@@ -59,7 +59,9 @@ def fake_image() -> FakeImage:
         "forge-runner": [sys.executable, "-m", "runner.cli"],
         "/opt/forge/venv/bin/python": [sys.executable],
     }
-    return FakeImage(commands=commands, env=env, host_env={"PATH": path})
+    # the runner of this checkout, not whichever one the venv's editable install points at
+    host_env = {"PATH": path, "PYTHONPATH": str(REPO)}
+    return FakeImage(commands=commands, env=env, host_env=host_env)
 
 
 @dataclass

@@ -152,7 +152,8 @@ def test_terminate_sends_sigterm_and_deletes_the_job(
     stopper.join(timeout=120)
     assert not stopper.is_alive()
     found = events(seen + rest)
-    assert found[-1].payload == {"outcome": "cancelled", "exit_code": 4}
+    last = [(e.type.value, e.payload) for e in found[-4:]]
+    assert found[-1].payload == {"outcome": "cancelled", "exit_code": 4}, last
     assert found[-2].type is EventType.RESULT and found[-2].payload["outcome"] == "cancelled"
     ended = launcher.wait(handle, timeout_s=30)
     # The pod is deleted once its runner exited: its exit code shows only if a poll saw it
