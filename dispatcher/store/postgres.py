@@ -44,6 +44,11 @@ from dispatcher.store.sql import EVENT_COLUMNS, Conn, Dialect, SQLStore
 PgConn = psycopg.Connection[DictRow]
 
 _CLAIM_LOCK_TIMEOUT_MS = 10_000
+# psycopg_pool doubles its wait between two connection attempts with no cap (1, 2, 4, 8, 16,
+# 32 s ...) for `reconnect_timeout` (5 min by default): a server back after a 35 s outage was
+# reconnected about 25 s later, after 70 s some 60 s later. Each window this long the attempts
+# start over (`_start_over`), so the pool tries at least every 2 s and is back within that.
+RECONNECT_WINDOW_S = 5.0
 _COPY_EVENTS = f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
 _PLACEHOLDER = re.compile(r"\?")
 
@@ -89,6 +94,8 @@ class PostgresDialect(Dialect):
             min_size=min_size,
             max_size=max_size,
             check=self._check,
+            reconnect_timeout=RECONNECT_WINDOW_S,
+            reconnect_failed=_start_over,
             name="forge-dispatcher",
             open=False,
         )
@@ -181,6 +188,12 @@ class PostgresStore(SQLStore):
         super().__init__(
             PostgresDialect(conninfo, min_size, max_size, connect_timeout_s), clock=clock
         )
+
+
+def _start_over(pool: ConnectionPool[Any]) -> None:
+    """A connection attempt gave up at the end of its window: a fresh one starts (the pool's
+    `check` grows it back towards its minimum, trying at once, then 1, 2 s ... apart)."""
+    pool.check()
 
 
 def _why_not(conninfo: str, timeout_s: float) -> str:

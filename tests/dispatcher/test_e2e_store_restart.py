@@ -12,16 +12,19 @@ says "store unavailable" and "store available again" once each, and a next deplo
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from psycopg_pool import PoolTimeout
 
 from dispatcher.core.outages import StoreWatch
-from dispatcher.store.postgres import PostgresStore
-from sandbox.postgres import ManagedCluster, free_port
+from dispatcher.store.postgres import RECONNECT_WINDOW_S, PostgresStore
+from sandbox.postgres import ManagedCluster, PostgresServer, free_port
 from tests.dispatcher.conftest import RunningDispatcher
 
 DOWN_S = 35.0  # longer than psycopg_pool's 30 s wait for a connection
@@ -106,3 +109,42 @@ def test_a_restart_no_store_call_met_is_told_by_the_pools_check(
     ], said
     assert said[0].startswith("store unavailable: PostgreSQL: "), said
     assert watch.outages == 1
+
+
+@pytest.mark.postgres
+def test_the_store_reconnects_by_itself_soon_after_a_long_outage(
+    own_cluster: tuple[ManagedCluster, str],
+) -> None:
+    """psycopg_pool doubles its wait between connection attempts with no cap: a server back
+    after 35 s was reconnected about 25 s later. The store's pool starts its attempts over
+    each `RECONNECT_WINDOW_S`, so a server back is reconnected within a few seconds, with no
+    store call to prompt it (seen from the server: a `forge-dispatcher` session appears)."""
+    cluster, url = own_cluster
+    store = PostgresStore(url)
+    try:
+        cluster.stop()
+        caller = threading.Thread(target=_a_call_that_meets_the_outage, args=(store,))
+        caller.start()  # it finds the kept connection broken: the pool starts reconnecting
+        time.sleep(DOWN_S)  # the outage itself, not a wait for a result
+        server = cluster.start()
+        caller.join()
+        bound = 4 * RECONNECT_WINDOW_S  # the old policy's next attempt: some 25 s away
+        deadline = time.monotonic() + bound
+        while not _store_sessions(server):
+            assert time.monotonic() < deadline, f"not reconnected {bound:g} s after the restart"
+            time.sleep(0.2)
+    finally:
+        store.close()
+
+
+def _a_call_that_meets_the_outage(store: PostgresStore) -> None:
+    with contextlib.suppress(PoolTimeout):
+        store.get("none")
+
+
+def _store_sessions(server: PostgresServer) -> int:
+    with server.admin() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'forge-dispatcher'"
+        ).fetchone()
+    return int(row[0]) if row else 0
