@@ -1,7 +1,7 @@
 """The Docker engine restarted under a running deploy (issue 13, "Dispatcher chaos").
 
 A dispatcher (Docker launcher) on an engine of the test's own (`tests.support.engine`: its own
-containerd, data root and socket; the machine's engine is not touched). Once the runner has
+containerd, data root, socket and bridge; the machine's engine is not touched). Once the runner has
 started its steps the engine is restarted, gracefully (SIGTERM: it stops the runner's
 container) or as a crash (SIGKILL: its next start stops it). Before, the attempt's `wait` met
 the closed socket and the deployment ended "dispatcher error: ('Connection aborted.',
@@ -14,6 +14,7 @@ saying the engine went away; a retry resumes it to `live` with one of each resou
 from __future__ import annotations
 
 import logging
+import subprocess
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -76,3 +77,19 @@ def test_an_engine_restart_mid_deploy_fails_naming_it_and_a_retry_resumes_live(
     again = e2e.wait_terminal(dep, 300)
     assert (again["status"], again["attempt"]) == ("live", 2), again
     assert owned_by(sandbox, name) == {"repos": 1, "supabase": 1, "vercel": 1, "deployments": 1}
+
+
+def test_the_machines_engine_keeps_its_default_bridge(
+    own_engine: Engine, runner_image: str
+) -> None:
+    """The suite's engine started and restarted beside it, the machine's engine still runs a
+    container on its default network. A daemon with `--bridge=none` deleted the host's
+    `docker0`, and every later `docker run` failed: "could not find bridge docker0"."""
+    own_engine.restart(kill=True)
+    run = subprocess.run(
+        ["docker", "run", "--rm", "--network", "bridge", "--entrypoint", "true", runner_image],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr

@@ -1,8 +1,15 @@
 """A Docker engine of the suite's own, to restart under a running dispatcher without touching
 the machine's: a containerd of its own (as a distribution's containerd service is) and Debian's
-`dockerd` on it, with their own roots, sockets, pid file and containerd namespace, no bridge and
-no iptables rules (the runners use the host's network, as the tests' do). The runner image is
-copied into it from the machine's engine (`docker save | docker load`) once per suite run.
+`dockerd` on it, with their own roots, sockets, pid file and containerd namespace, a bridge of
+its own and no iptables rules (the runners use the host's network, as the tests' do). The runner
+image is copied into it from the machine's engine (`docker save | docker load`) once per suite
+run.
+
+Not `--bridge=none`: a daemon started so deletes the host's `docker0` (moby removes the default
+bridge interface when the bridge is disabled), and the machine's engine then fails every
+container on its default network ("could not find bridge docker0"). The bridge here is made
+before the daemon starts, with an address in 198.18.0.0/15 (RFC 2544's benchmarking range), and
+removed by `close`.
 
 `restart(kill=False)` is `systemctl restart docker`: SIGTERM, the daemon stops its containers
 (their stop signal, then SIGKILL after 10 s) and exits; `kill=True` is a crash: SIGKILL, the
@@ -13,6 +20,7 @@ on the same data.
 
 from __future__ import annotations
 
+import random
 import shutil
 import signal
 import subprocess
@@ -39,6 +47,8 @@ class Engine:
         self.containerd_socket = self.root / "containerd.sock"
         self._process: subprocess.Popen[bytes] | None = None
         self._containerd: subprocess.Popen[bytes] | None = None
+        self.bridge = f"fch{random.randrange(1 << 32):08x}"  # an interface name: 15 at most
+        self._bridge_made = False
 
     def _args(self) -> list[str]:
         config = self.root / "daemon.json"
@@ -53,7 +63,7 @@ class Engine:
             f"--containerd={self.containerd_socket}",
             "--containerd-namespace=forge-chaos",
             "--containerd-plugins-namespace=forge-chaos-plugins",
-            "--bridge=none",
+            f"--bridge={self.bridge}",
             "--iptables=false",
             "--ip-masq=false",
             "--log-level=warn",
@@ -80,7 +90,20 @@ class Engine:
                 raise RuntimeError(f"containerd did not start: {self.tail('containerd.log')}")
             time.sleep(0.1)
 
+    def _make_bridge(self) -> None:
+        subnet = random.randrange(512)  # a /24 of 198.18.0.0/15
+        address = f"198.{18 + subnet // 256}.{subnet % 256}.1/24"
+        for args in (
+            ["link", "add", self.bridge, "type", "bridge"],
+            ["addr", "add", address, "dev", self.bridge],
+            ["link", "set", self.bridge, "up"],
+        ):
+            subprocess.run(["ip", *args], capture_output=True, text=True, check=True)
+        self._bridge_made = True
+
     def start(self) -> None:
+        if not self._bridge_made:
+            self._make_bridge()
         if self._containerd is None:
             self._start_containerd()
         with self.log.open("ab") as log:
@@ -121,6 +144,9 @@ class Engine:
         for point in sorted(points, key=len, reverse=True):
             subprocess.run(["umount", "-l", point], capture_output=True, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
+        if self._bridge_made:
+            subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
+            self._bridge_made = False
 
     def answers(self) -> bool:
         return (
