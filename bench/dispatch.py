@@ -346,7 +346,7 @@ def dispatcher_running(
         "FORGE_DEADLINE_S": "600",
     }  # fmt: skip
     settings = dispatcher_settings.load(environ)
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, settings.database_password)
     store.migrate()
     launcher = TimedLauncher(make_launcher(settings), marks)
     problem = launcher.health()

@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--probe", type=Path, required=True)
     args = parser.parse_args()
     settings = dispatcher_settings.load(os.environ)
-    real = open_store(settings.database_url)
+    real = open_store(settings.database_url, settings.database_password)
     real.migrate()
     store = CountingStore(real)
     launcher = make_launcher(settings)

@@ -7,7 +7,8 @@
     forge-dispatcher timeline ID --png FILE   the page's timeline picture as a PNG
 
 `serve` reads its settings from the environment (README "The dispatcher"). The client commands
-talk to FORGE_DISPATCHER_URL (default http://127.0.0.1:8080) signing with FORGE_HOOK_SECRET.
+talk to FORGE_DISPATCHER_URL (default http://127.0.0.1:8080) signing with FORGE_HOOK_SECRET (or
+the first line of the file FORGE_HOOK_SECRET_FILE names).
 `deploy --sandbox` needs neither: it starts an embedded sandbox and dispatcher, deploys, follows
 and stops them.
 """
@@ -25,18 +26,27 @@ import click
 from dispatcher import embedded
 from dispatcher.client import ApiError, Client
 from dispatcher.progress import Progress
-from dispatcher.settings import ConfigError
+from dispatcher.settings import ConfigError, secret_setting
 
 DEPLOYMENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 EXIT = {"live": 0, "failed": 1, "unhealthy": 3, "cancelled": 4}
 
 
-def _client() -> Client:
-    secret = os.environ.get("FORGE_HOOK_SECRET")
+def _hook_secret() -> bytes:
+    try:
+        secret = secret_setting(os.environ, "FORGE_HOOK_SECRET")
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
     if not secret:
-        raise click.UsageError("FORGE_HOOK_SECRET is not set: the dispatcher's hook key")
+        raise click.UsageError(
+            "FORGE_HOOK_SECRET (or FORGE_HOOK_SECRET_FILE) is not set: the dispatcher's hook key"
+        )
+    return secret.encode()
+
+
+def _client() -> Client:
     url = os.environ.get("FORGE_DISPATCHER_URL", "http://127.0.0.1:8080")
-    return Client(url, secret.encode())
+    return Client(url, _hook_secret())
 
 
 def follow(client: Client, deployment_id: str, as_json: bool) -> dict[str, Any]:
@@ -135,14 +145,11 @@ def link(deployment_id: str | None, valid: int) -> None:
 
     from dispatcher.ui import links
 
-    secret = os.environ.get("FORGE_HOOK_SECRET")
-    if not secret:
-        raise click.UsageError("FORGE_HOOK_SECRET is not set: the dispatcher's hook key")
     if deployment_id is not None and not DEPLOYMENT_ID.match(deployment_id):
         raise click.BadParameter("not a deployment id", param_hint="DEPLOYMENT_ID")
     url = os.environ.get("FORGE_DISPATCHER_URL", "http://127.0.0.1:8080")
     target = links.target_for(deployment_id)
-    click.echo(links.mint(secret.encode(), url, target, time.time(), valid_s=valid))
+    click.echo(links.mint(_hook_secret(), url, target, time.time(), valid_s=valid))
 
 
 @main.command()

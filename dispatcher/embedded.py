@@ -71,7 +71,7 @@ def make_launcher(settings: dispatcher_settings.Settings) -> Launcher:
 def build(
     settings: dispatcher_settings.Settings, log_level: str = "warning"
 ) -> tuple[Dispatcher, uvicorn.Config]:
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, settings.database_password)
     store.migrate()
     launcher = make_launcher(settings)
     problem = launcher.health()

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dispatcher.launchers.k8s_settings import KubernetesSettings, kubernetes_settings_from_env
 from runner.sealing import new_keypair
@@ -72,6 +73,7 @@ class Settings:
     runner_env: Mapping[str, str] = field(default_factory=dict)
     kubernetes: KubernetesSettings | None = None  # FORGE_LAUNCHER=kubernetes
     forgeboard: Mapping[str, str] = field(default_factory=dict, repr=False)  # dispatcher.mirror
+    database_password: str = field(default="", repr=False)  # when FORGE_DATABASE_URL has none
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
@@ -85,6 +87,46 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     if not low <= value <= high:
         raise ConfigError(f"{name} is out of range: {low} to {high}, got {raw}")
     return value
+
+
+def secret_setting(env: Mapping[str, str], name: str) -> str:
+    """The secret `name`: its variable, or the first line of the file `name`_FILE names. A file
+    is how compose and Docker secrets hand one in, so it shows in no `docker inspect`; setting
+    both is an error, an unreadable or empty file too. "" when neither is set."""
+    value = env.get(name, "")
+    path = env.get(f"{name}_FILE", "")
+    if not path:
+        return value
+    if value:
+        raise ConfigError(f"{name} and {name}_FILE are both set: use one")
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise ConfigError(f"{name}_FILE names an unreadable file: {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{name}_FILE names a file that is not UTF-8 text: {path}") from None
+    first = lines[0].strip() if lines else ""
+    if not first:
+        raise ConfigError(f"{name}_FILE names a file whose first line is empty: {path}")
+    return first
+
+
+def _database(env: Mapping[str, str], state_dir: Path) -> tuple[str, str]:
+    """FORGE_DATABASE_URL (SQLite in the state dir by default) and the password of a
+    PostgreSQL URL that carries none (FORGE_DATABASE_PASSWORD or its _FILE)."""
+    url = env.get("FORGE_DATABASE_URL") or f"sqlite:///{state_dir / 'dispatcher.db'}"
+    if not re.match(r"^(sqlite:///.+|postgres(ql)?://.+)$", url):
+        raise ConfigError(
+            "FORGE_DATABASE_URL is malformed: expected sqlite:///PATH or postgresql://..."
+        )
+    password = secret_setting(env, "FORGE_DATABASE_PASSWORD")
+    if password and url.startswith("sqlite"):
+        raise ConfigError("FORGE_DATABASE_PASSWORD is set, but FORGE_DATABASE_URL is SQLite")
+    if password and urlsplit(url).password is not None:
+        raise ConfigError(
+            "FORGE_DATABASE_PASSWORD is set, but FORGE_DATABASE_URL carries a password too: use one"
+        )
+    return url, password
 
 
 def _seal_keys(env: Mapping[str, str], state_dir: Path) -> tuple[str, str]:
@@ -128,12 +170,15 @@ def _create_once(path: Path, text: str) -> None:
 def load(environ: Mapping[str, str] | None = None, *, require_secret: bool = True) -> Settings:
     env = dict(os.environ if environ is None else environ)
     state_dir = Path(env.get("FORGE_STATE_DIR") or ".forge-dispatcher").resolve()
-    secret = env.get("FORGE_HOOK_SECRET", "")
-    if not secret:
+    hook_secret = secret_setting(env, "FORGE_HOOK_SECRET")
+    if not hook_secret:
         if require_secret:
-            raise ConfigError("FORGE_HOOK_SECRET is not set: the HMAC key of the deploy hook")
-        secret = secrets.token_urlsafe(32)
-    if len(secret) < 16:
+            raise ConfigError(
+                "FORGE_HOOK_SECRET (or FORGE_HOOK_SECRET_FILE) is not set: the HMAC key of the "
+                "deploy hook"
+            )
+        hook_secret = secrets.token_urlsafe(32)
+    if len(hook_secret) < 16:
         raise ConfigError("FORGE_HOOK_SECRET is malformed: use at least 16 characters")
     root_raw = env.get("FORGE_BUILDS_ROOT")
     if not root_raw:
@@ -141,11 +186,7 @@ def load(environ: Mapping[str, str] | None = None, *, require_secret: bool = Tru
     builds_root = Path(root_raw).resolve()
     if not builds_root.is_dir():
         raise ConfigError(f"FORGE_BUILDS_ROOT is malformed: {root_raw} is not a directory")
-    database_url = env.get("FORGE_DATABASE_URL") or f"sqlite:///{state_dir / 'dispatcher.db'}"
-    if not re.match(r"^(sqlite:///.+|postgres(ql)?://.+)$", database_url):
-        raise ConfigError(
-            "FORGE_DATABASE_URL is malformed: expected sqlite:///PATH or postgresql://..."
-        )
+    database_url, database_password = _database(env, state_dir)
     launcher = env.get("FORGE_LAUNCHER") or "process"
     if launcher not in LAUNCHERS:
         raise ConfigError(f"FORGE_LAUNCHER is malformed: one of {', '.join(LAUNCHERS)}")
@@ -164,9 +205,10 @@ def load(environ: Mapping[str, str] | None = None, *, require_secret: bool = Tru
         except ValueError as e:
             raise ConfigError(str(e)) from e
     return Settings(
-        hook_secret=secret.encode(),
+        hook_secret=hook_secret.encode(),
         builds_root=builds_root,
         database_url=database_url,
+        database_password=database_password,
         launcher=launcher,
         state_dir=state_dir,
         max_concurrent=int(_number(env, "FORGE_MAX_CONCURRENT", 4, 1, 256)),

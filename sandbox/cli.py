@@ -55,6 +55,13 @@ def main() -> None:
     help="Use this PostgreSQL server instead of starting one (it may carry a password: prefer"
     " the environment variable FORGE_SANDBOX_POSTGRES_URL, which no process listing shows).",
 )
+@click.option(
+    "--postgres-password-file",
+    envvar="FORGE_SANDBOX_POSTGRES_PASSWORD_FILE",
+    type=click.Path(dir_okay=False, exists=True, readable=True, path_type=Path),
+    help="The --postgres-url user's password: the first line of this file (a compose or Docker"
+    " secret), so the URL carries none and no `docker inspect` shows it.",
+)
 @click.option("--record", is_flag=True, help="Log every request and answer to traffic.jsonl.")
 def serve(
     state_dir: Path,
@@ -62,6 +69,7 @@ def serve(
     faults_file: Path | None,
     time_scale: float,
     postgres_url: str | None,
+    postgres_password_file: Path | None,
     record: bool,
 ) -> None:
     """Start all emulators; print one JSON line once they accept connections."""
@@ -75,8 +83,24 @@ def serve(
             FaultBook.parse(faults)
         except (ValueError, FaultRuleError) as e:
             raise click.BadParameter(str(e), param_hint="--faults") from e
+    password = ""
+    if postgres_password_file:
+        if not postgres_url:
+            raise click.BadParameter("needs --postgres-url", param_hint="--postgres-password-file")
+        try:
+            lines = postgres_password_file.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise click.BadParameter(
+                f"{postgres_password_file} is not UTF-8 text", param_hint="--postgres-password-file"
+            ) from None
+        password = lines[0].strip() if lines else ""
+        if not password:
+            raise click.BadParameter(
+                f"{postgres_password_file}: the first line is empty",
+                param_hint="--postgres-password-file",
+            )
     try:
-        run(state_dir.resolve(), host, faults, time_scale, postgres_url, record)
+        run(state_dir.resolve(), host, faults, time_scale, postgres_url, record, password)
     except PostgresError as e:
         raise click.ClickException(str(e)) from e
 

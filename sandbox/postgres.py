@@ -236,12 +236,17 @@ class ManagedCluster:
         self._process = None
 
 
-def external_server(url: str) -> PostgresServer:
-    """Use an existing server; the URL's user must be allowed to create roles and databases."""
+def external_server(url: str, password: str = "") -> PostgresServer:
+    """Use an existing server; the URL's user must be allowed to create roles and databases.
+    `password`, when given, is that user's (the URL then carries none)."""
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql") or not parts.hostname:
-        raise PostgresError(f"--postgres-url must be postgresql://user@host:port/db, got {url!r}")
-    server = PostgresServer(host=parts.hostname, port=parts.port or 5432, admin_conninfo=url)
+        shown = f"{parts.scheme}://..." if parts.scheme else "no URL"  # it may hold a password
+        raise PostgresError(f"--postgres-url must be postgresql://user@host:port/db, got {shown}")
+    if password and parts.password is not None:
+        raise PostgresError("--postgres-url carries a password and a password file is given too")
+    admin = psycopg.conninfo.make_conninfo(url, password=password) if password else url
+    server = PostgresServer(host=parts.hostname, port=parts.port or 5432, admin_conninfo=admin)
     try:
         with server.admin():
             return server

@@ -174,6 +174,7 @@ def serve(
     time_scale: float,
     postgres_url: str | None,
     record: bool,
+    postgres_password: str = "",
 ) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     lock = _hold_state_dir(state_dir)  # released when this process ends
@@ -186,7 +187,7 @@ def serve(
     cluster: ManagedCluster | None = None
     pg: PostgresServer
     if postgres_url:
-        pg = external_server(postgres_url)
+        pg = external_server(postgres_url, postgres_password)
     else:
         cluster = ManagedCluster(state_dir / "postgres", host, identity.ports["postgres"])
         pg = cluster.start()

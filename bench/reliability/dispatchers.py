@@ -92,7 +92,7 @@ def running_dispatcher(w: World, launcher: str, database: str | None) -> Iterato
     old_path = os.environ.get("PATH", "")
     os.environ["PATH"] = os.pathsep.join([str(REPO / "node_modules" / ".bin"), old_path])
     settings = dispatcher_settings.load(environ)
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, settings.database_password)
     store.migrate()
     recording = RecordingLauncher(make_launcher(settings))
     dispatcher = Dispatcher(settings, store, cast(Launcher, recording))

@@ -4,7 +4,8 @@
   bare file path → SQLite. An in-memory database (`sqlite://`, `:memory:`) is refused: the
   queue must outlive the process and the store's connections must share one database.
 - `postgresql://...` or `postgres://...` → PostgreSQL (libpq URL; the password never appears in
-  an error message).
+  an error message). `password` is its password when the URL has none (FORGE_DATABASE_PASSWORD
+  or its _FILE); an SQLite store has no use for one.
 
 The store is returned unmigrated: the caller runs `store.migrate()` once at start.
 """
@@ -21,7 +22,7 @@ _HELP = "use sqlite:///PATH, a file path, or postgresql://USER@HOST:PORT/DB"
 _CONNINFO = re.compile(r"^\s*\w+\s*=")  # libpq "key=value ..." rather than a path or URL
 
 
-def open_store(database_url: str) -> Store:
+def open_store(database_url: str, password: str = "") -> Store:
     url = database_url.strip()
     if not url:
         raise ValueError(f"the database URL is empty: {_HELP}")
@@ -44,7 +45,7 @@ def open_store(database_url: str) -> Store:
     if scheme in ("postgresql", "postgres"):
         from dispatcher.store.postgres import PostgresStore  # psycopg only when used
 
-        return PostgresStore(url)
+        return PostgresStore(url, password=password)
     raise ValueError(f"unsupported database URL {redact_url(url)!r}: {_HELP}")
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors
+from psycopg.conninfo import make_conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -79,8 +80,12 @@ class PostgresDialect(Dialect):
     true_sql, false_sql = "true", "false"
     candidate_lock = "FOR UPDATE SKIP LOCKED"
 
-    def __init__(self, conninfo: str, min_size: int, max_size: int, connect_timeout_s: float):
+    def __init__(
+        self, conninfo: str, password: str, min_size: int, max_size: int, connect_timeout_s: float
+    ):
         self.where = redact_url(conninfo)
+        if password:  # a libpq parameter of its own, never part of `where`
+            conninfo = make_conninfo(conninfo, password=password)
         self._lost: Callable[[BaseException], None] | None = None
         self._pool: ConnectionPool[PgConn] = ConnectionPool(
             conninfo,
@@ -180,13 +185,14 @@ class PostgresStore(SQLStore):
         self,
         conninfo: str,
         *,
+        password: str = "",
         clock: Clock = utc_now,
         min_size: int = 1,
         max_size: int = 8,
         connect_timeout_s: float = 10.0,
     ) -> None:
         super().__init__(
-            PostgresDialect(conninfo, min_size, max_size, connect_timeout_s), clock=clock
+            PostgresDialect(conninfo, password, min_size, max_size, connect_timeout_s), clock=clock
         )
 
 

@@ -302,7 +302,7 @@ def test_a_deployment_claimed_with_its_cancel_already_requested_ends_without_a_r
             "FORGE_STATE_DIR": str(tmp_path / "state"),
         }
     )
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, settings.database_password)
     store.migrate()
     launcher = ProcessLauncher(tmp_path / "runs")
     try:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -125,12 +126,17 @@ def test_forged_expired_reused_links_and_missing_csrf_are_refused(
 
 
 def test_the_cli_link_opens_the_page_in_the_browser_and_a_forged_one_does_not(
-    start_dispatcher: Callable[..., RunningDispatcher], sandbox: SandboxProcess, page: Page
+    start_dispatcher: Callable[..., RunningDispatcher],
+    sandbox: SandboxProcess,
+    page: Page,
+    tmp_path: Path,
 ) -> None:
     ui = start_dispatcher()
     dep = ui.deploy("ui-cli-link")
     ui.wait_terminal(dep["id"])
-    env = {"FORGE_HOOK_SECRET": ui.secret.decode(), "FORGE_DISPATCHER_URL": ui.url, "PATH": ""}
+    secret_file = tmp_path / "hook_secret"  # the compose stack's way: a file, not a value
+    secret_file.write_text(ui.secret.decode() + "\n")
+    env = {"FORGE_HOOK_SECRET_FILE": str(secret_file), "FORGE_DISPATCHER_URL": ui.url, "PATH": ""}
     printed = subprocess.run(
         [sys.executable, "-m", "dispatcher.cli", "link", dep["id"]],
         env=env, cwd=REPO, capture_output=True, text=True, check=True,
