@@ -1,7 +1,8 @@
 """The compose stack (compose.yaml) for the tests, through pytest-docker: the images built as
 `make image` builds them, then `docker-compose up -d` with a fresh hook secret and PostgreSQL
-password, the dispatcher's port on a free loopback port, and `docker-compose down -v` at the
-end (containers, network and volumes gone, also when `up` fails).
+password (files, from scripts/compose-secrets), the dispatcher's port on a free loopback port,
+and `docker-compose down -v` at the end (containers, network and volumes gone, also when `up`
+fails).
 
 A Docker engine and Debian's `docker-compose` are required: a missing one fails the fixture
 (never a skip). pytest-docker's default setup (`up --build --wait`) needs Compose v2; Debian's
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import time
@@ -92,6 +92,14 @@ class Stack:
         state: dict[str, Any] = json.loads(inspected.stdout)
         return state
 
+    def inspect(self, service: str) -> str:
+        """The service's whole `docker inspect` (configuration, environment, mounts, state)."""
+        container = self.compose("ps", "-q", service).strip()
+        assert container, f"{service} has no container"
+        return subprocess.run(
+            ["docker", "inspect", container], capture_output=True, text=True, check=True
+        ).stdout
+
     def health(self, service: str) -> str:
         state = self.state(service)
         if not state:
@@ -119,6 +127,10 @@ class Stack:
         raise AssertionError(
             f"the stack is not healthy: {states}\n{self.compose('logs', '--no-color')[-6000:]}"
         )
+
+
+def _first_line(path: Path) -> str:
+    return path.read_text().splitlines()[0]
 
 
 def _required(tool: str) -> str:
@@ -165,11 +177,21 @@ def docker_setup() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def stack_environment() -> Iterator[dict[str, str]]:
-    """What compose.yaml reads, for docker-compose (pytest-docker runs it with os.environ)."""
+def stack_environment(test_root: Path) -> Iterator[dict[str, str]]:
+    """What compose.yaml reads, for docker-compose (pytest-docker runs it with os.environ): the
+    secrets' folder, fresh from scripts/compose-secrets, and a free dispatcher port."""
+    folder = test_root / "compose-secrets"
+    shutil.rmtree(folder, ignore_errors=True)
+    made = subprocess.run(
+        [str(REPO / "scripts" / "compose-secrets")],
+        env={**os.environ, "FORGE_SECRETS_DIR": str(folder)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.returncode == 0, f"scripts/compose-secrets:\n{made.stderr}"
     values = {
-        "FORGE_HOOK_SECRET": secrets.token_urlsafe(32),
-        "FORGE_POSTGRES_PASSWORD": secrets.token_hex(16),
+        "FORGE_SECRETS_DIR": str(folder),
         "FORGE_DISPATCHER_PORT": "",  # a free port on 127.0.0.1
     }
     saved = {key: os.environ.get(key) for key in values}
@@ -202,8 +224,10 @@ def stack(
     running = Stack(
         command=command,
         url=f"http://127.0.0.1:{port}",
-        hook_secret=stack_environment["FORGE_HOOK_SECRET"],
-        postgres_password=stack_environment["FORGE_POSTGRES_PASSWORD"],
+        hook_secret=_first_line(Path(stack_environment["FORGE_SECRETS_DIR"]) / "hook_secret"),
+        postgres_password=_first_line(
+            Path(stack_environment["FORGE_SECRETS_DIR"]) / "postgres_password"
+        ),
     )
     running.wait_healthy()
     assert requests.get(f"{running.url}/healthz", timeout=10).ok

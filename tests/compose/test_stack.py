@@ -3,7 +3,7 @@ dispatcher container (process launcher), its PostgreSQL store and the sandbox; t
 and its events survive `docker-compose restart dispatcher`, after which a redeploy goes live.
 A deploy whose dispatcher is killed mid-way (`restart -t 0`: its runner, a process of the same
 container, dies with it) ends `failed` (lost) and a retry of it goes live. Neither the hook
-secret nor the database password reaches any container's log."""
+secret nor the database password reaches any container's log or `docker inspect`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from dispatcher.client import Client
-from tests.compose.conftest import Stack
+from tests.compose.conftest import SERVICES, Stack
 
 pytestmark = pytest.mark.docker
 
@@ -31,6 +31,16 @@ def restart(stack: Stack, *flags: str) -> None:
     stack.compose("restart", *flags, "dispatcher")
     stack.wait_healthy()
     assert stack.state("dispatcher")["StartedAt"] != started  # a new dispatcher process
+
+
+def test_no_container_configuration_holds_a_secret(stack: Stack) -> None:
+    """compose.yaml hands the secrets in as files: `docker inspect` (environment, command,
+    labels, mounts) shows where they are, never what they are."""
+    for service in SERVICES:
+        inspected = stack.inspect(service)
+        assert stack.hook_secret not in inspected, f"{service}: the hook secret"
+        assert stack.postgres_password not in inspected, f"{service}: the PostgreSQL password"
+        assert "/run/secrets/" in inspected, f"{service}: no secret mounted"
 
 
 def test_deploy_goes_live_and_survives_a_dispatcher_restart(stack: Stack) -> None:
