@@ -169,7 +169,7 @@ def k8s_manifests(spec: RunSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     """The Job the Kubernetes launcher sends for this attempt, and its Secret without the one
     entry that must hold the tokens (`secrets.env`, mounted as a file)."""
     settings = job_settings_from_env({"FORGE_K8S_NAMESPACE": "forge"}, IMAGE, 20)
-    bundle = "http://127.0.0.1/bundles/token"
+    bundle = "http://127.0.0.1/v1/bundles/token"
     secret = k8s_specs.secret_manifest(spec, settings, bundle_url=bundle)
     for part in ("data", "stringData"):
         secret.get(part, {}).pop(k8s_specs.KEY_ENV, None)

@@ -27,7 +27,7 @@ OPEN_PATHS = frozenset({"/healthz", "/metrics", "/openapi.json", "/docs", "/redo
 # Build bundles for Kubernetes init containers: the signed, short-lived token in the path is
 # their authentication (dispatcher/bundles.py).
 # /ui/: the pages, which check their own session cookie (dispatcher.ui.links).
-OPEN_PREFIXES = ("/bundles/", "/ui/")
+OPEN_PREFIXES = ("/v1/bundles/", "/ui/")
 
 
 class HookGuard:

@@ -19,7 +19,9 @@ that many lines and half of the next one, the container still running). Plain HT
 request is recorded (method, path, body) for the tests' secret scan.
 
 `serve(app)` runs any ASGI app with uvicorn in a thread on a free loopback port; the tests use
-it for this server and for the bundle server (`dispatcher.bundles.serve_bundle`).
+it for this server and for the bundle server (`dispatcher.bundles.serve_bundle`). `Listener`
+does the same and can stop and start again on its port: an API server outage (set
+`cluster.api_going_down` first, so the open follows end and the stop need not wait for them).
 """
 
 from __future__ import annotations
@@ -180,7 +182,11 @@ def make_app(cluster: FakeCluster) -> Starlette:
             sent = 0
             while True:
                 with buffer.cond:
-                    while sent >= len(buffer.lines) and not buffer.closed:
+                    while (
+                        sent >= len(buffer.lines)
+                        and not buffer.closed
+                        and not cluster.api_going_down.is_set()
+                    ):
                         buffer.cond.wait(0.25)
                     entries = buffer.lines[sent:]
                     closed = buffer.closed
@@ -196,6 +202,8 @@ def make_app(cluster: FakeCluster) -> Starlette:
                     yield chunk
                 if closed and sent >= len(buffer.lines):
                     return
+                if cluster.api_going_down.is_set():
+                    return  # the server is stopping: its open follows end, the pods go on
 
         return StreamingResponse(follow_lines(), media_type="text/plain")
 
@@ -213,26 +221,59 @@ def make_app(cluster: FakeCluster) -> Starlette:
     return Starlette(routes=routes)
 
 
-@contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Run `app` with uvicorn in a thread on 127.0.0.1; yields its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(500):
-        if server.started:
-            break
-        time.sleep(0.01)
-    else:
-        raise RuntimeError("uvicorn did not start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
+class Listener:
+    """`app` served by uvicorn from a thread on one loopback port, which can go away (`stop`:
+    every connection is refused) and come back on the same port (`start` again)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.port = 0  # chosen by the first start
+        self._running: tuple[uvicorn.Server, threading.Thread, socket.socket] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        assert self._running is None, "already serving"
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        for _ in range(500):
+            if server.started:
+                break
+            time.sleep(0.01)
+        else:
+            raise RuntimeError("uvicorn did not start")
+        self._running = (server, thread, sock)
+
+    def stop(self) -> None:
+        if self._running is None:
+            return
+        server, thread, sock = self._running
+        self._running = None
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Run `app` with uvicorn in a thread on 127.0.0.1; yields its base URL."""
+    listener = Listener(app)
+    listener.start()
+    try:
+        yield listener.url
+    finally:
+        listener.stop()

@@ -178,6 +178,7 @@ class FakeCluster:
         self.audits: list[Path] = []
         self.started_processes = 0
         self.cut_follows: list[int] = []  # followed logs to cut after that many lines
+        self.api_going_down = threading.Event()  # the API server stops: its follows end
         self._rv = 0
         self._job_state: dict[str, dict[str, Any]] = {}  # by uid: the controller's memory
         self._stop = threading.Event()

@@ -33,7 +33,7 @@ class ApiSettings:
     sse_tick_s: float = 1.0  # how often a quiet event stream looks at the deployment's status
     sse_ping_s: float = 15.0  # SSE keep-alive comments
     metrics: Metrics = field(default_factory=lambda: METRICS)
-    bundle_secret: bytes | None = field(default=None, repr=False)  # serves /bundles/{token}
+    bundle_secret: bytes | None = field(default=None, repr=False)  # serves /v1/bundles/{token}
 
 
 class Control(Protocol):

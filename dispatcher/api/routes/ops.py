@@ -1,4 +1,4 @@
-"""The unsigned routes: /healthz, /metrics, and /bundles/{token} (the build a Kubernetes
+"""The unsigned routes: /healthz, /metrics, and /v1/bundles/{token} (the build a Kubernetes
 runner's init container fetches, authorised by the token itself)."""
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def add_routes(app: FastAPI, store: Store, settings: ApiSettings) -> None:
             return Path(dep.build_dir)
 
         @app.get(
-            "/bundles/{token}",
+            "/v1/bundles/{token}",
             response_class=Response,
             include_in_schema=False,  # for the runner's init container, not for clients
         )
