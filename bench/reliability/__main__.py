@@ -19,6 +19,16 @@ from bench.reliability.world import REPO, world
 DEFAULT_OUT = REPO / "bench" / "results" / "reliability.json"
 
 
+def stop_once(signum: int, _frame: object) -> None:
+    """SIGTERM or Ctrl-C: unwind, so each world stops its sandbox and PostgreSQL cluster in its
+    `finally`. Later signals are ignored: a Ctrl-C reaches the children beside the SIGTERM
+    their parent sends them, and a second signal raised inside that `finally` would cut it
+    short and leave the cluster running."""
+    for which in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(which, signal.SIG_IGN)
+    sys.exit(130 if signum == signal.SIGINT else 143)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.reliability", description=__doc__)
     parser.add_argument("--sample", type=int, default=0, help="N cases per kind (0: all)")
@@ -30,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         "--jobs", type=int, default=1, help="worlds at once, a kind in each (1: round-robin)"
     )
     args = parser.parse_args(argv)
-    # SIGTERM unwinds like Ctrl-C: the sandbox and the PostgreSQL cluster are stopped.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGTERM, stop_once)
+    signal.signal(signal.SIGINT, stop_once)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     only = [k.strip() for k in args.only.split(",") if k.strip()]
     if args.jobs < 1:
