@@ -188,7 +188,18 @@ def judge_events(verdict: Verdict, events: list[dict[str, Any]]) -> None:
         if len(set(seqs)) != len(seqs):
             verdict.duplicated.append(f"attempt {attempt}: a runner event stored twice")
         if sorted(set(seqs)) != list(range(1, len(set(seqs)) + 1)):
-            verdict.lost.append(f"attempt {attempt}: runner events missing")
+            missing = sorted(set(range(1, max(seqs) + 1)) - set(seqs))
+            around = [
+                f"{e['seq']} {e['type']}"
+                for e in events
+                if e["attempt"] == attempt
+                and e["seq"] is not None
+                and any(abs(e["seq"] - m) <= 2 for m in missing)
+            ]
+            verdict.lost.append(
+                f"attempt {attempt}: runner events missing: seqs {missing[:10]} of 1..{max(seqs)}"
+                f" (stored around them: {', '.join(around[:12])})"
+            )
     runner_events = [e for e in events if e["seq"] is not None]
     if not runner_events or runner_events[-1]["type"] != EventType.EOF.value:
         verdict.lost.append("the runner's eof is not the last runner event stored")

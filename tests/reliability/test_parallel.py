@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from bench.reliability import parallel, suite
 from bench.reliability.table import Row, Verdict, write
@@ -59,3 +60,19 @@ def test_a_childs_rows_read_back_with_their_verdicts(tmp_path: Path) -> None:
     }
     assert row.verdicts[1] == failed
     assert json.loads(path.read_text())["rows"][0]["failures"][0]["case"] == "x"
+
+
+def test_a_gap_in_the_stored_events_names_the_missing_seqs() -> None:
+    from bench.reliability.chaos import judge_events
+
+    def event(id_: int, seq: int | None, type_: str) -> dict[str, Any]:
+        return {"id": id_, "attempt": 1, "seq": seq, "type": type_}
+
+    events = [event(1, 1, "step_started"), event(2, 2, "log"), event(3, 4, "log")]
+    events += [event(4, None, "status"), event(5, 5, "eof")]
+    verdict = Verdict("gap")
+    judge_events(verdict, events)
+    assert verdict.lost == [
+        "attempt 1: runner events missing: seqs [3] of 1..5 (stored around them: 1 step_started,"
+        " 2 log, 4 log, 5 eof)"
+    ]
