@@ -212,6 +212,8 @@ class Attempt:
         )
         if status is Status.CANCELLED and not self.cancelled:  # a SIGTERM nobody here sent
             status, error = Status.FAILED, self._stopped_from_outside(backend_out, error)
+        elif status is Status.FAILED and backend_out and ingest.folded.eof is None:
+            error = self._output_lost_with(backend_out, error)
         if (
             status is Status.FAILED
             and error
@@ -237,6 +239,16 @@ class Attempt:
             if ingest.folded.eof is not None or exit_.reason == "lost":
                 break
         return exit_
+
+    def _output_lost_with(self, backend_out: list[tuple[float, str]], said: str | None) -> str:
+        """The error of a runner whose last output went with the backend: a Docker engine
+        down when the runner wrote its last lines keeps no log of them (the runner may even
+        have finished). Its checkpoints are stored: a retry resumes from them."""
+        seconds, _ = backend_out[-1]
+        return (
+            f"the {self.launcher.backend} went away for {seconds:.1f} s mid-deploy and the"
+            f" runner's last output was lost with it ({said}); retry resumes from its checkpoints"
+        )
 
     def _stopped_from_outside(self, backend_out: list[tuple[float, str]], said: str | None) -> str:
         """The error of a runner that stopped on a SIGTERM no cancel sent."""
