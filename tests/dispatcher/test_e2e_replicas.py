@@ -25,7 +25,14 @@ def test_two_replicas_on_one_postgresql_share_the_queue(
         "FORGE_SEAL_PRIVATE_KEY": private,
         "FORGE_MAX_CONCURRENT": "4",
     }
-    first = start_dispatcher("process", "postgresql", FORGE_REPLICA_ID="replica-a", **shared)
+    # replica-a runs one deploy at a time, so replica-b's claims cannot all come too late
+    # (with 4 slots each, a busy machine let replica-a claim all eight once)
+    first = start_dispatcher(
+        "process",
+        "postgresql",
+        FORGE_REPLICA_ID="replica-a",
+        **{**shared, "FORGE_MAX_CONCURRENT": "1"},
+    )
     second = start_dispatcher(
         "process",
         "postgresql",
