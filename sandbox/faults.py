@@ -3,8 +3,10 @@
 A rule is `{"service", "method", "path", "action", "times", "status", "retry_after", "delay_s",
 "headers"}`: `status` answers `status` with the provider's own error body and any extra `headers`
 (`{"x-ratelimit-remaining": "0", ...}`: a rate-limit 403); `delay` waits `delay_s` and then
-serves the call; `reset` drops the connection; `timeout_after_success` does the work and then
-never answers (the ambiguous create). `times` counts down; absent means every matching call.
+serves the call; `hold` waits until the rule is taken out of the book (a test freezes a provider
+call at a known point, then releases it) and then serves the call; `reset` drops the connection;
+`timeout_after_success` does the work and then never answers (the ambiguous create). `times`
+counts down; absent means every matching call.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SERVICES = ("github", "supabase", "vercel", "apps")
-ACTIONS = ("status", "delay", "reset", "timeout_after_success")
+ACTIONS = ("status", "delay", "hold", "reset", "timeout_after_success")
 
 ErrorBody = Callable[[int, str], dict[str, Any]]
 
@@ -134,6 +136,11 @@ class FaultBook:
         with self._lock:
             return [rule.to_json() for rule in self._rules]
 
+    def holds(self, rule: FaultRule) -> bool:
+        """Whether `rule` is still in the book (a held call waits while it is)."""
+        with self._lock:
+            return any(r is rule for r in self._rules)
+
     def take(self, service: str, method: str, path: str) -> FaultRule | None:
         """The first live rule matching this call, counted as used."""
         with self._lock:
@@ -175,7 +182,7 @@ class FaultMiddleware:
         rule = self.book.take(self.service, scope["method"], scope["path"])
         if rule is None:
             await self.app(scope, receive, send)
-        elif rule.action == "delay":
+        elif rule.action in ("delay", "hold"):
             await self._serve_late(rule, scope, receive, send)
         elif rule.action == "status":
             await self._answer(rule, send)
@@ -197,12 +204,17 @@ class FaultMiddleware:
     async def _serve_late(
         self, rule: FaultRule, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        """A slow server: it has the whole request, and does the work after `delay_s` even when
-        the client gave up meanwhile (the answer then goes nowhere)."""
+        """A slow server: it has the whole request, and does the work after `delay_s` (or once a
+        held rule is released) even when the client gave up meanwhile (the answer then goes
+        nowhere)."""
         replay = await _buffered(receive)
         if replay is None:
             return
-        await asyncio.sleep(rule.delay_s)
+        if rule.action == "hold":
+            while self.book.holds(rule):
+                await asyncio.sleep(0.02)
+        else:
+            await asyncio.sleep(rule.delay_s)
         await self.app(scope, replay, send)
 
     async def _succeed_silently(self, scope: Scope, receive: Receive) -> None:

@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -208,6 +210,19 @@ def test_delay_fault_still_serves_the_call(sandbox: SandboxProcess) -> None:
     )
     assert _gh(sandbox, "GET", "/user").status_code == 200
     assert sandbox.admin("GET", "faults").json()[0]["hits"] == 1
+
+
+def test_hold_fault_serves_the_call_once_the_rule_is_taken_out(sandbox: SandboxProcess) -> None:
+    rule = {"service": "github", "path": "^/api/v3/user$", "action": "hold", "times": 1}
+    sandbox.set_faults([rule])
+    with ThreadPoolExecutor(1) as pool:
+        call = pool.submit(_gh, sandbox, "GET", "/user")
+        while sandbox.admin("GET", "faults").json()[0]["hits"] == 0:
+            time.sleep(0.02)
+        with pytest.raises(FuturesTimeout):  # held while the rule is in the book
+            call.result(timeout=0.5)
+        sandbox.set_faults([])
+        assert call.result(timeout=10).status_code == 200
 
 
 def test_timeout_after_success_creates_although_the_client_never_hears(

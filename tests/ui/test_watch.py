@@ -32,6 +32,23 @@ SELECT_JS = """() => { const r = document.createRange();
   const s = window.getSelection(); s.removeAllRanges(); s.addRange(r); return String(s); }"""
 
 
+# Vercel's promote starts by listing the project's domains: held there, the deploy waits (past
+# GitHub and Supabase, before its last lines) while the page is reloaded, reconnected and a line
+# selected, however slowly the page catches up.
+PROMOTE_HELD = {
+    "service": "vercel",
+    "method": "GET",
+    "path": "^/v9/projects/[^/]+/domains$",
+    "action": "hold",
+}
+
+
+def held(sandbox: SandboxProcess) -> bool:
+    """The deploy is waiting at the held promote."""
+    rules: list[dict[str, Any]] = sandbox.admin("GET", "faults").json()
+    return any(rule["action"] == "hold" and rule["hits"] > 0 for rule in rules)
+
+
 def shown_ids(page: Page) -> list[int]:
     ids: list[int] = page.evaluate(LINES_JS)
     return ids
@@ -54,6 +71,7 @@ def test_a_running_deploy_is_watched_to_live(
 ) -> None:
     ui = start_dispatcher()
     sandbox.set_time_scale(0.05)  # Supabase provisions ~4.5 s, Vercel builds ~6 s
+    sandbox.set_faults([PROMOTE_HELD])  # the deploy waits at vercel.promote until released
     dep = ui.deploy("ui-watch")
     dep_id = dep["id"]
     signed_in(ui, page)
@@ -83,11 +101,12 @@ def test_a_running_deploy_is_watched_to_live(
         if not reloaded and states["github"] == "done" and not ended:
             page.reload()  # a reload mid-deploy: starts from the first line again, once
             reloaded = True
-        elif reloaded and not reconnected and states["supabase"] == "done" and not ended:
+        elif reloaded and not reconnected and states["supabase"] == "done" and held(sandbox):
             page.evaluate("window.forgeLog.reconnect()")  # a dropped connection, resumed
             reconnected = True
             selected = page.evaluate(SELECT_JS)  # a selection, kept while lines arrive
-            selected_at = counts[-1]
+            selected_at = len(shown_ids(page))
+            sandbox.set_faults([])  # released: promote, health and the result lines follow
         if ended:
             break
         page.wait_for_timeout(100)
