@@ -6,6 +6,8 @@
     forge-runner keygen
 
 stdout carries only events (`runner.events`), ending with `eof`; human logs go to stderr.
+`FORGE_EVENTS_COPY=FILE` appends a copy of every event to FILE (the Docker launcher mounts one
+per attempt: what a killed engine lost from its log is read back from it).
 Exit codes: 0 live (or planned / removed), 1 failed, 2 bad input, 3 unhealthy, 4 cancelled.
 """
 
@@ -21,7 +23,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -61,12 +63,28 @@ def _deploy_id() -> str:
     return raw if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", raw) else "unknown"
 
 
+def _events_copy() -> TextIO | None:
+    """The file `FORGE_EVENTS_COPY` names, opened to append a copy of every event; None when
+    unset or not writable (then stdout alone carries the events, as it always does)."""
+    path = os.environ.get("FORGE_EVENTS_COPY")
+    if not path:
+        return None
+    try:
+        return Path(path).open("a", encoding="utf-8")  # open for the whole run
+    except OSError as e:
+        print(
+            f"forge-runner: FORGE_EVENTS_COPY {path} is not writable ({e}); stdout only",
+            file=sys.stderr,
+        )
+        return None
+
+
 def _run(work: Work) -> None:
     """Everything a command shares: masking first, events, signals, heartbeat, eof always."""
     masker = Masker()
     for name in _SECRET_VARIABLES:
         masker.register(os.environ.get(name))
-    writer = EventWriter(sys.stdout, _deploy_id(), masker)
+    writer = EventWriter(sys.stdout, _deploy_id(), masker, copy=_events_copy())
     logs.install(masker, writer)
     cancel = threading.Event()
     terminated = threading.Event()

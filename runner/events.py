@@ -10,6 +10,7 @@ masked before it is written (`runner.masking`). Human logs go to stderr, never h
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -149,7 +150,11 @@ def _masked(value: Any, masker: Masker) -> Any:
 
 
 class EventWriter:
-    """Writes masked events to one stream; thread-safe; `seq` rises by one per event."""
+    """Writes masked events to one stream; thread-safe; `seq` rises by one per event.
+
+    `copy`, when given, gets every line first: a file the dispatcher reads when the stream's
+    carrier lost lines (a Docker engine killed between reading a line from the container and
+    writing it to its log). A copy that fails to take a line is dropped; the stream goes on."""
 
     def __init__(
         self,
@@ -158,10 +163,12 @@ class EventWriter:
         masker: Masker,
         now: Callable[[], str] = utc_now,
         monotonic: Callable[[], float] | None = None,
+        copy: TextIO | None = None,
     ) -> None:
         import time
 
         self._stream = stream
+        self._copy = copy
         self.deploy_id = deploy_id
         self._masker = masker
         self._now = now
@@ -185,12 +192,23 @@ class EventWriter:
                 _masked(payload, self._masker),
             )
             line = self._masker.mask(event.to_json())  # belt and braces: keys and ids too
+            self._copy_line(line)
             self._stream.write(line + "\n")
             self._stream.flush()
             self.last_write = self._monotonic()
             if kind is EventType.EOF:
                 self._closed = True
             return event
+
+    def _copy_line(self, line: str) -> None:
+        if self._copy is None:
+            return
+        try:
+            self._copy.write(line + "\n")
+            self._copy.flush()
+        except OSError as e:  # a full or vanished file: the stream is the channel, it goes on
+            print(f"forge-runner: the events copy stopped taking lines: {e}", file=sys.stderr)
+            self._copy = None
 
     def eof(self, outcome: Outcome) -> None:
         self.emit(EventType.EOF, outcome=outcome.value, exit_code=EXIT_CODES[outcome])

@@ -115,6 +115,7 @@ class Attempt:
         self.cancel_requested = threading.Event()
         self.timed_out: str | None = None
         self.cancelled = False
+        self._reads = 0  # reads of the runner's output begun (`_follow`)
 
     def _update(self, patch: Patch) -> Deployment:
         self.deployment = self.watch.call(
@@ -229,8 +230,14 @@ class Attempt:
         """The runner's output to its end, then its exit. Tried again after the backend's
         outage: the stream starts again from the first line, and what was read is skipped. A
         stream that ended before the runner's last line (cut by the engine going away) is
-        read once more after the exit."""
+        read once more after the exit. Every read after the first (and a re-attach's) starts
+        with the launcher's `recorded` copy: what the backend lost from its log is there."""
         for _ in range(2):
+            if self._reads or ingest.last_runner_seq:
+                ingest.skip_through_seq = max(ingest.skip_through_seq, ingest.last_runner_seq)
+                for line in self.launcher.recorded(handle):
+                    ingest.line(line)
+            self._reads += 1
             ingest.skip_through_seq = max(ingest.skip_through_seq, ingest.last_runner_seq)
             for line in self.launcher.stream(handle):
                 last_line[0] = self.clock()

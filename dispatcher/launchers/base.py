@@ -62,6 +62,12 @@ class Launcher(abc.ABC):
     def stream(self, handle: Handle) -> Iterator[str]:
         """The runner's stdout lines from the start, following until it exits."""
 
+    def recorded(self, handle: Handle) -> list[str]:
+        """The runner's own copy of its event lines so far, where the backend keeps one apart
+        from the log `stream` reads (Docker: a file in the attempt's folder, which a killed
+        engine cannot lose); empty where the log itself is the durable record."""
+        return []
+
     @abc.abstractmethod
     def wait(self, handle: Handle, timeout_s: float | None = None) -> Exit:
         """Block until the runner ended (or the timeout passed: TimeoutError)."""

@@ -9,8 +9,13 @@ first, which is success too. The engine keeps the container's logs until `remove
 restarted dispatcher streams an attempt from its first event (`running()` finds it by label).
 
 Host files of an attempt live in `<files_root>/forge-deploy-<id>-<attempt>/` (a tmpfs,
-`/dev/shm`, by default): `secrets.env` (`container.write_secrets_file`) and, when resuming,
-`resume.jsonl` (the earlier attempts' masked events, non-secret, mounted read-only).
+`/dev/shm`, by default): `secrets.env` (`container.write_secrets_file`), `events.jsonl` (the
+runner's copy of its masked events, mounted writable; `recorded` reads it back) and, when
+resuming, `resume.jsonl` (the earlier attempts' masked events, non-secret, mounted read-only).
+
+Why the copy: the engine reads a container's output in chunks and writes it to the log line by
+line; an engine killed between the two loses the rest of that chunk (one line in the middle of
+a deploy, or its last lines). The copy is on the host, untouched by the engine.
 """
 
 from __future__ import annotations
@@ -29,17 +34,22 @@ import requests
 import urllib3
 
 from dispatcher.container import (
+    RUNNER_GID,
+    RUNNER_UID,
     SECRETS_ROOT,
     Limits,
     container_name,
     docker_run_command,
     remove_secrets_file,
+    secrets_dir,
     write_secrets_file,
 )
 from dispatcher.launchers.base import Exit, Handle, Launcher, RunSpec
 from dispatcher.launchers.specs import (
+    EVENTS_COPY_FILE,
     MANAGED_FILTER,
     docker_container_spec,
+    docker_events_copy_file,
     docker_resume_file,
     handle_fields,
     split_lines,
@@ -120,6 +130,7 @@ class DockerLauncher(Launcher):
 
     def _create(self, spec: RunSpec, kwargs: dict[str, Any]) -> Any:
         write_secrets_file(spec.secrets, spec.deployment_id, spec.attempt, root=self.files_root)
+        _empty_events_copy(docker_events_copy_file(spec, self.files_root))
         if spec.resume_events is not None:
             path = docker_resume_file(spec, self.files_root)
             with contextlib.suppress(FileNotFoundError):
@@ -162,6 +173,17 @@ class DockerLauncher(Launcher):
             yield from split_lines(chunks)
         finally:
             chunks.close()
+
+    def recorded(self, handle: Handle) -> list[str]:
+        """The complete lines of the runner's events copy (a last line still being written is
+        left for the next read)."""
+        folder = secrets_dir(handle.deployment_id, handle.attempt, self.files_root)
+        try:
+            data = (folder / EVENTS_COPY_FILE).read_bytes()
+        except FileNotFoundError:
+            return []
+        complete = data[: data.rfind(b"\n") + 1]
+        return complete.decode("utf-8", errors="replace").splitlines()
 
     def wait(self, handle: Handle, timeout_s: float | None = None) -> Exit:
         box = self._container(handle)
@@ -244,6 +266,17 @@ class DockerLauncher(Launcher):
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             return f"the Docker engine cannot inspect {self.image}: {e}"
         return None
+
+
+def _empty_events_copy(path: Path) -> None:
+    """The attempt's events copy, empty, writable by the container's user only (non-secret:
+    the runner masks every line; a new container of the attempt starts its seq again)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        if os.geteuid() == 0:
+            os.fchown(fd, RUNNER_UID, RUNNER_GID)
+    finally:
+        os.close(fd)
 
 
 def _first_line(error: BaseException) -> str:

@@ -40,6 +40,8 @@ LABEL_MANAGED = "forge.managed"  # "true" on every runner container a launcher m
 MANAGED_FILTER = f"{LABEL_MANAGED}=true"
 RESUME_MOUNT = "/run/forge/resume.jsonl"  # in the container, beside the secrets file
 RESUME_FILE = "resume.jsonl"  # beside secrets.env in the attempt's host folder
+EVENTS_COPY_MOUNT = "/run/forge/events.jsonl"  # the runner's copy of its events (FORGE_EVENTS_COPY)
+EVENTS_COPY_FILE = "events.jsonl"  # beside secrets.env; read back after an engine outage
 
 # Commands of forge-runner that read a build directory, and the one that resumes.
 _BUILD_DIR_COMMANDS = frozenset({"deploy", "plan"})
@@ -112,6 +114,11 @@ def docker_resume_file(spec: RunSpec, root: Path = SECRETS_ROOT) -> Path:
     return secrets_dir(spec.deployment_id, spec.attempt, root) / RESUME_FILE
 
 
+def docker_events_copy_file(spec: RunSpec, root: Path = SECRETS_ROOT) -> Path:
+    """The host file the runner appends a copy of its events to, in the attempt's folder."""
+    return secrets_dir(spec.deployment_id, spec.attempt, root) / EVENTS_COPY_FILE
+
+
 def docker_container_spec(
     spec: RunSpec,
     image: str,
@@ -123,8 +130,10 @@ def docker_container_spec(
 ) -> dict[str, Any]:
     """The `containers.create(**kwargs)` of one attempt: `runner_container_spec` (hardening,
     build dir read-only at /build, secrets file at /run/forge/secrets.env, name and labels
-    with the attempt) + the managed label + the resume mount when `spec.resume_events` is set.
-    The host files are `docker_secrets_file(spec, files_root)` and `docker_resume_file(...)`."""
+    with the attempt) + the managed label + the events copy, writable, at `EVENTS_COPY_MOUNT` +
+    the resume mount when `spec.resume_events` is set. The host files are
+    `docker_secrets_file(spec, files_root)`, `docker_events_copy_file(...)` and
+    `docker_resume_file(...)`."""
     _check_plain_env(spec.env)
     resume = spec.resume_events is not None
     command = runner_command(spec, BUILD_MOUNT, RESUME_MOUNT if resume else None)
@@ -135,12 +144,17 @@ def docker_container_spec(
         Path(spec.build_dir),
         docker_secrets_file(spec, files_root),
         command,
-        env=dict(spec.env),
+        env={**spec.env, "FORGE_EVENTS_COPY": EVENTS_COPY_MOUNT},
         read_only_files=read_only_files,
         network=network,
         limits=limits,
     )
     kwargs["labels"] = {**kwargs["labels"], LABEL_MANAGED: "true"}
+    copy = docker_events_copy_file(spec, files_root)
+    kwargs["mounts"] = [
+        *kwargs["mounts"],
+        {"Type": "bind", "Source": str(copy), "Target": EVENTS_COPY_MOUNT, "ReadOnly": False},
+    ]
     if resume:
         source = docker_resume_file(spec, files_root)
         kwargs["mounts"] = [

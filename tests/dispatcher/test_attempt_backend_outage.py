@@ -1,9 +1,12 @@
-"""A runner whose last output went with its backend (issue 13's Docker engine SIGKILL case:
-the engine down when the runner wrote `result` and `eof` keeps no log of them, and the runner
-exits 0). The attempt met the outage, so it says the output was lost with the backend and that
-a retry resumes — not a bare "exited 0 without a final event". A launcher of the test's own
-plays the backend: its stream fails once as unavailable, then gives the output without its
-end."""
+"""A runner's output that its backend lost (issue 13's Docker engine SIGKILL cases). The engine
+reads a container's output in chunks and writes the log line by line: killed between the two,
+it loses one line in the middle of a deploy, or the runner's last lines (`result`, `eof`) while
+the runner exits 0. The Docker launcher keeps the runner's own copy of its events apart from
+the engine (`recorded`); after the outage the attempt reads it first, so nothing is missing.
+Without a copy, the attempt says the output was lost with the backend and that a retry resumes
+— not a bare "exited 0 without a final event". A launcher of the test's own plays the backend:
+its stream fails once as unavailable, then gives the output with what the engine lost cut out.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ from pathlib import Path
 from dispatcher import settings as dispatcher_settings
 from dispatcher.core.attempts import Attempt
 from dispatcher.launchers.base import Exit, Handle, Launcher, RunSpec
-from dispatcher.model import Status
+from dispatcher.model import Deployment, Status
+from dispatcher.store.base import Store
 from dispatcher.store.open import open_store
 from runner.events import VERSION, Event, EventType
 from runner.masking import Masker
@@ -27,13 +31,15 @@ def line(seq: int, kind: EventType, **payload: object) -> str:
     return Event(VERSION, kind, "d", seq, "2026-01-01T00:00:00.000Z", dict(payload)).to_json()
 
 
-class LostTail(Launcher):
-    """Output up to a step, the backend gone once, then the same output: no result, no eof."""
+class LostOutput(Launcher):
+    """`read` up to the outage, the backend gone once, then `again` (what the engine's log
+    kept); `copy` is the runner's own copy of its events, when the launcher has one."""
 
     name = "test"
     backend = "test engine"
 
-    def __init__(self) -> None:
+    def __init__(self, read: list[str], again: list[str], copy: list[str] | None = None) -> None:
+        self.read, self.again, self.copy = read, again, copy
         self.streams = 0
 
     def unavailable(self, error: BaseException) -> str | None:
@@ -44,10 +50,13 @@ class LostTail(Launcher):
 
     def stream(self, handle: Handle) -> Iterator[str]:
         self.streams += 1
-        yield line(1, EventType.STEP_STARTED, step="prepare")
-        yield line(2, EventType.CHECKPOINT, key="github.repo", value="acme/shop")
         if self.streams == 1:
+            yield from self.read
             raise EngineGone("the test engine went away")
+        yield from self.again
+
+    def recorded(self, handle: Handle) -> list[str]:
+        return list(self.copy or [])
 
     def wait(self, handle: Handle, timeout_s: float | None = None) -> Exit:
         return Exit(0)  # the runner finished; what it wrote last is gone
@@ -68,7 +77,18 @@ class LostTail(Launcher):
         return None
 
 
-def test_output_lost_with_the_backend_is_named_and_a_retry_is_offered(tmp_path: Path) -> None:
+FIRST = [
+    line(1, EventType.STEP_STARTED, step="prepare"),
+    line(2, EventType.CHECKPOINT, key="github.repo", value="acme/shop"),
+]
+MIDDLE = line(3, EventType.STEP_PROGRESS, step="supabase.healthy", message="ACTIVE_HEALTHY")
+END = [
+    line(4, EventType.RESULT, outcome="live", urls={"app": "https://shop.example"}),
+    line(5, EventType.EOF, outcome="live", exit_code=0),
+]
+
+
+def run_attempt(tmp_path: Path, launcher: Launcher) -> tuple[Store, Deployment]:
     (tmp_path / "shop").mkdir()
     settings = dispatcher_settings.load(
         {
@@ -79,15 +99,43 @@ def test_output_lost_with_the_backend_is_named_and_a_retry_is_offered(tmp_path: 
     )
     store = open_store(settings.database_url)
     store.migrate()
+    store.submit("p1", "shop", str(tmp_path / "shop"), None)
+    claimed = store.claim("w", 4)
+    assert claimed is not None
+    attempt = Attempt(settings, store, launcher, claimed, Masker(), lambda e: None, lambda d: None)
+    return store, attempt.run()
+
+
+def runner_seqs(store: Store, deployment_id: str) -> list[int]:
+    return [e.runner_seq for e in store.events(deployment_id) if e.runner_seq is not None]
+
+
+def test_a_line_the_engine_lost_mid_deploy_is_read_from_the_runners_copy(tmp_path: Path) -> None:
+    launcher = LostOutput(FIRST, [*FIRST, *END], copy=[*FIRST, MIDDLE])  # 3 never reached the log
+    store, done = run_attempt(tmp_path, launcher)
     try:
-        store.submit("p1", "shop", str(tmp_path / "shop"), None)
-        claimed = store.claim("w", 4)
-        assert claimed is not None
-        launcher = LostTail()
-        attempt = Attempt(
-            settings, store, launcher, claimed, Masker(), lambda e: None, lambda d: None
-        )
-        done = attempt.run()
+        assert launcher.streams == 2
+        assert runner_seqs(store, done.id) == [1, 2, 3, 4, 5]  # each once, in order
+        assert done.status is Status.LIVE, done.error
+    finally:
+        store.close()
+
+
+def test_a_result_the_engine_lost_is_read_from_the_runners_copy(tmp_path: Path) -> None:
+    launcher = LostOutput(FIRST, [*FIRST, MIDDLE], copy=[*FIRST, MIDDLE, *END])
+    store, done = run_attempt(tmp_path, launcher)
+    try:
+        assert runner_seqs(store, done.id) == [1, 2, 3, 4, 5]
+        assert done.status is Status.LIVE, done.error
+        assert done.app_url == "https://shop.example"
+    finally:
+        store.close()
+
+
+def test_output_lost_with_the_backend_is_named_and_a_retry_is_offered(tmp_path: Path) -> None:
+    launcher = LostOutput(FIRST, FIRST)  # no copy: the runner finished, its last lines are gone
+    store, done = run_attempt(tmp_path, launcher)
+    try:
         assert launcher.streams >= 2  # read again once the backend answered
         assert done.status is Status.FAILED
         assert done.error is not None
@@ -95,7 +143,7 @@ def test_output_lost_with_the_backend_is_named_and_a_retry_is_offered(tmp_path: 
         assert "last output was lost with it" in done.error
         assert "exited 0 without a final event" in done.error  # what the dispatcher saw
         assert "retry resumes from its checkpoints" in done.error
-        notes = [e.payload for e in store.events(claimed.id) if e.type == "log"]
+        notes = [e.payload for e in store.events(done.id) if e.type == "log"]
         assert any(n.get("source") == "backend-outage" for n in notes), notes
     finally:
         store.close()

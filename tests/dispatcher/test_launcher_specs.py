@@ -15,10 +15,12 @@ import pytest
 from dispatcher.container import BUILD_MOUNT, SECRETS_MOUNT, docker_run_command, split_env
 from dispatcher.launchers.base import RunSpec
 from dispatcher.launchers.specs import (
+    EVENTS_COPY_MOUNT,
     LABEL_MANAGED,
     RESUME_MOUNT,
     default_base_env,
     docker_container_spec,
+    docker_events_copy_file,
     docker_resume_file,
     docker_secrets_file,
     handle_fields,
@@ -174,7 +176,17 @@ def test_docker_hardening_is_all_there() -> None:
     assert spec["pids_limit"] > 0 and spec["nano_cpus"] > 0
     assert set(spec["tmpfs"]) == {"/tmp", "/work", "/home/forge"}
     assert spec["network_mode"] == "host"
-    assert all(m["ReadOnly"] for m in spec["mounts"])
+    # One host file is writable: the runner's copy of its events, in the attempt's folder.
+    writable = [m for m in spec["mounts"] if not m["ReadOnly"]]
+    assert writable == [
+        {
+            "Type": "bind",
+            "Source": str(docker_events_copy_file(run_spec())),
+            "Target": EVENTS_COPY_MOUNT,
+            "ReadOnly": False,
+        }
+    ]
+    assert spec["environment"]["FORGE_EVENTS_COPY"] == EVENTS_COPY_MOUNT
     assert not [m for m in spec["mounts"] if "docker.sock" in m["Source"]]
 
 

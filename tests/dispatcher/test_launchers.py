@@ -174,7 +174,7 @@ def assert_removed(launcher: Launcher, handle: Handle, spec: RunSpec) -> None:
 @pytest.mark.clis
 @pytest.mark.postgres
 def test_deploy_streams_every_event_to_a_live_eof(
-    new_launcher: Factory, sandbox: SandboxProcess, tmp_path: Path, unique: str
+    new_launcher: Factory, backend: str, sandbox: SandboxProcess, tmp_path: Path, unique: str
 ) -> None:
     launcher = new_launcher()
     assert launcher.health() is None
@@ -198,6 +198,9 @@ def test_deploy_streams_every_event_to_a_live_eof(
     )
     assert launcher.wait(handle, 60) == Exit(0)
     assert "forge.runner" in launcher.stderr_tail(handle) or launcher.stderr_tail(handle) == ""
+    # The runner's own copy of its events, kept apart from the engine's log (which a killed
+    # engine can cut): the same lines. A process runner's stdout file is that record itself.
+    assert launcher.recorded(handle) == (lines if backend == "docker" else [])
     assert handle in launcher.running()  # exited, kept until removed
     assert owned(sandbox, name) == (1, 1, 1)
 

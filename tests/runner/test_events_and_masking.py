@@ -71,3 +71,25 @@ def test_writer_masks_every_string_in_the_payload_and_ids() -> None:
     assert "tok_supersecret_value" not in text
     event = parse_event(text.strip())
     assert event.payload["nested"] == {"list": [MASK, 3]}
+
+
+class FullFile(io.StringIO):
+    def write(self, text: str) -> int:
+        raise OSError(28, "No space left on device")
+
+
+def test_the_events_copy_gets_every_line_first_and_a_failing_copy_is_dropped(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out, copy = io.StringIO(), io.StringIO()
+    writer = EventWriter(out, "d1", Masker(), copy=copy)
+    writer.emit(EventType.LOG, level="info", message="one")
+    writer.eof(Outcome.LIVE)
+    assert copy.getvalue() == out.getvalue() and len(out.getvalue().splitlines()) == 2
+
+    out = io.StringIO()
+    writer = EventWriter(out, "d2", Masker(), copy=FullFile())
+    writer.emit(EventType.LOG, level="info", message="one")
+    writer.eof(Outcome.LIVE)
+    assert [json.loads(line)["seq"] for line in out.getvalue().splitlines()] == [1, 2]
+    assert "events copy stopped taking lines" in capsys.readouterr().err
