@@ -54,3 +54,42 @@ def test_sigterm_mid_emit_stops_the_run_with_its_result_and_eof(sandbox: Sandbox
     assert events[-2].type is EventType.RESULT and events[-2].payload["outcome"] == "cancelled"
     assert events[-1].payload == {"outcome": "cancelled", "exit_code": 4}
     assert run.returncode == 4, run.stderr
+
+
+# SIGTERM delivered to a worker thread while the main thread is blocked with no timeout (as the
+# pipeline's `_join` waits for its branches). The kernel gives a process's signal to any thread
+# that can take it: a main thread stopped for a moment (strace's syscall stops, a pending
+# signal) passes it on. Python runs its handler only in the main thread, once that thread runs
+# bytecode again: here, never.
+_TO_A_WORKER = textwrap.dedent(
+    """
+    import signal, threading, time
+    from runner.signals import on_sigterm
+
+    stopped = threading.Event()
+    on_sigterm(stopped.set)
+
+    def worker():
+        time.sleep(0.3)  # the main thread is blocked by now
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+    threading.Thread(target=worker).start()
+    stopped.wait()  # no timeout: only the stop wakes it
+    print("stopped")
+    """
+)
+
+
+def test_sigterm_to_a_worker_thread_stops_a_main_thread_blocked_without_timeout() -> None:
+    try:
+        run = subprocess.run(
+            [sys.executable, "-c", _TO_A_WORKER],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError("a SIGTERM taken by a worker thread never stopped the run") from e
+    assert run.stdout == "stopped\n" and run.returncode == 0, run.stderr
