@@ -41,12 +41,10 @@ from dispatcher.container import (
     container_name,
     docker_run_command,
     remove_secrets_file,
-    secrets_dir,
     write_secrets_file,
 )
 from dispatcher.launchers.base import Exit, Handle, Launcher, RunSpec
 from dispatcher.launchers.specs import (
-    EVENTS_COPY_FILE,
     MANAGED_FILTER,
     docker_container_spec,
     docker_events_copy_file,
@@ -130,7 +128,8 @@ class DockerLauncher(Launcher):
 
     def _create(self, spec: RunSpec, kwargs: dict[str, Any]) -> Any:
         write_secrets_file(spec.secrets, spec.deployment_id, spec.attempt, root=self.files_root)
-        _empty_events_copy(docker_events_copy_file(spec, self.files_root))
+        copy = docker_events_copy_file(spec.deployment_id, spec.attempt, self.files_root)
+        _empty_events_copy(copy)
         if spec.resume_events is not None:
             path = docker_resume_file(spec, self.files_root)
             with contextlib.suppress(FileNotFoundError):
@@ -177,9 +176,9 @@ class DockerLauncher(Launcher):
     def recorded(self, handle: Handle) -> list[str]:
         """The complete lines of the runner's events copy (a last line still being written is
         left for the next read)."""
-        folder = secrets_dir(handle.deployment_id, handle.attempt, self.files_root)
+        copy = docker_events_copy_file(handle.deployment_id, handle.attempt, self.files_root)
         try:
-            data = (folder / EVENTS_COPY_FILE).read_bytes()
+            data = copy.read_bytes()
         except FileNotFoundError:
             return []
         complete = data[: data.rfind(b"\n") + 1]

@@ -114,9 +114,9 @@ def docker_resume_file(spec: RunSpec, root: Path = SECRETS_ROOT) -> Path:
     return secrets_dir(spec.deployment_id, spec.attempt, root) / RESUME_FILE
 
 
-def docker_events_copy_file(spec: RunSpec, root: Path = SECRETS_ROOT) -> Path:
+def docker_events_copy_file(deployment_id: str, attempt: int, root: Path = SECRETS_ROOT) -> Path:
     """The host file the runner appends a copy of its events to, in the attempt's folder."""
-    return secrets_dir(spec.deployment_id, spec.attempt, root) / EVENTS_COPY_FILE
+    return secrets_dir(deployment_id, attempt, root) / EVENTS_COPY_FILE
 
 
 def docker_container_spec(
@@ -150,7 +150,7 @@ def docker_container_spec(
         limits=limits,
     )
     kwargs["labels"] = {**kwargs["labels"], LABEL_MANAGED: "true"}
-    copy = docker_events_copy_file(spec, files_root)
+    copy = docker_events_copy_file(spec.deployment_id, spec.attempt, files_root)
     kwargs["mounts"] = [
         *kwargs["mounts"],
         {"Type": "bind", "Source": str(copy), "Target": EVENTS_COPY_MOUNT, "ReadOnly": False},

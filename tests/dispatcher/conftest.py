@@ -38,6 +38,7 @@ from dispatcher.core import signing
 from dispatcher.core.service import Dispatcher
 from dispatcher.model import TERMINAL
 from dispatcher.store.base import Store
+from dispatcher.store.open import open_store
 from tests.image.conftest import docker_client, runner_image  # noqa: F401 - fixtures
 from tests.support import runner as runner_support
 from tests.support.clis import REPO
@@ -46,6 +47,25 @@ from tests.support.sandbox import SandboxProcess
 EXAMPLE = REPO / "examples" / "hello-app"
 LAUNCHERS = ("process", "docker")
 STORES = ("sqlite", "postgresql")
+
+
+def local_settings(builds_root: Path, state_dir: Path) -> dispatcher_settings.Settings:
+    """The embedded defaults (SQLite under `state_dir`, the process launcher) over
+    `builds_root`: for a test that drives the dispatcher's parts itself."""
+    return dispatcher_settings.load(
+        {
+            "FORGE_HOOK_SECRET": "a-hook-secret-of-32-characters!!",
+            "FORGE_BUILDS_ROOT": str(builds_root),
+            "FORGE_STATE_DIR": str(state_dir),
+        }
+    )
+
+
+def migrated_store(settings: dispatcher_settings.Settings) -> Store:
+    """`settings`' store, opened and migrated."""
+    store = open_store(settings.database_url, settings.database_password)
+    store.migrate()
+    return store
 
 
 class Signer:

@@ -13,14 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from dispatcher import settings as dispatcher_settings
 from dispatcher.core.attempts import Attempt
 from dispatcher.launchers.base import Exit, Handle, Launcher, RunSpec
 from dispatcher.model import Deployment, Status
 from dispatcher.store.base import Store
-from dispatcher.store.open import open_store
 from runner.events import VERSION, Event, EventType
 from runner.masking import Masker
+from tests.dispatcher.conftest import local_settings, migrated_store
 
 
 class EngineGone(ConnectionError):
@@ -90,15 +89,8 @@ END = [
 
 def run_attempt(tmp_path: Path, launcher: Launcher) -> tuple[Store, Deployment]:
     (tmp_path / "shop").mkdir()
-    settings = dispatcher_settings.load(
-        {
-            "FORGE_HOOK_SECRET": "a-hook-secret-of-32-characters!!",
-            "FORGE_BUILDS_ROOT": str(tmp_path),
-            "FORGE_STATE_DIR": str(tmp_path / "state"),
-        }
-    )
-    store = open_store(settings.database_url)
-    store.migrate()
+    settings = local_settings(tmp_path, tmp_path / "state")
+    store = migrated_store(settings)
     store.submit("p1", "shop", str(tmp_path / "shop"), None)
     claimed = store.claim("w", 4)
     assert claimed is not None

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dispatcher import settings as dispatcher_settings
 from dispatcher.core.attempts import build_spec
 from dispatcher.core.ingest import Ingestor, write_change
 from dispatcher.model import Patch, Status
 from dispatcher.store.base import Store
-from dispatcher.store.open import open_store
 from runner.checkpoints import SEALED_DB_PASSWORD, Checkpoints
 from runner.events import VERSION, Event, EventType
 from runner.masking import Masker
+from tests.dispatcher.conftest import local_settings, migrated_store
 
 
 def runner_line(seq: int, kind: EventType, **payload: object) -> str:
@@ -29,15 +28,8 @@ def resume_values(tmp_path: Path, text: str | None) -> dict[str, object] | None:
 
 
 def test_a_new_attempt_and_a_redeploy_start_from_the_stored_checkpoints(tmp_path: Path) -> None:
-    settings = dispatcher_settings.load(
-        {
-            "FORGE_HOOK_SECRET": "a-hook-secret-of-32-characters!!",
-            "FORGE_BUILDS_ROOT": str(tmp_path),
-            "FORGE_STATE_DIR": str(tmp_path / "state"),
-        }
-    )
-    store: Store = open_store(settings.database_url)
-    store.migrate()
+    settings = local_settings(tmp_path, tmp_path / "state")
+    store: Store = migrated_store(settings)
     try:
         store.submit("p1", "shop", str(tmp_path), None)
         first = store.claim("w", 4)

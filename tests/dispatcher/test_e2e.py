@@ -28,12 +28,10 @@ from typing import Any
 import docker
 import pytest
 
-from dispatcher import settings as dispatcher_settings
 from dispatcher.container import container_name
 from dispatcher.core.attempts import Attempt
 from dispatcher.launchers.process import ProcessLauncher
 from dispatcher.model import Patch, Status, StoredEvent
-from dispatcher.store.open import open_store
 from runner.masking import Masker
 from tests.dispatcher.conftest import (
     RunningDispatcher,
@@ -42,6 +40,8 @@ from tests.dispatcher.conftest import (
     e2e_params,
     gone,
     leaks,
+    local_settings,
+    migrated_store,
     sandbox_secrets,
 )
 from tests.support import runner as runner_support
@@ -295,15 +295,8 @@ def test_a_deployment_claimed_with_its_cancel_already_requested_ends_without_a_r
     claims the deployment then sees the flag and ends it cancelled without launching."""
     builds = tmp_path / "builds"
     (builds / "app").mkdir(parents=True)
-    settings = dispatcher_settings.load(
-        {
-            "FORGE_HOOK_SECRET": "a-hook-secret-of-32-characters!!",
-            "FORGE_BUILDS_ROOT": str(builds),
-            "FORGE_STATE_DIR": str(tmp_path / "state"),
-        }
-    )
-    store = open_store(settings.database_url, settings.database_password)
-    store.migrate()
+    settings = local_settings(builds, tmp_path / "state")
+    store = migrated_store(settings)
     launcher = ProcessLauncher(tmp_path / "runs")
     try:
         dep, _ = store.submit("p1", "app", str(builds / "app"), None)

@@ -34,7 +34,6 @@ from typing import Any
 import pytest
 import requests
 
-from dispatcher import settings as dispatcher_settings
 from dispatcher.container import SECRETS_ROOT, container_name, secrets_dir
 from dispatcher.core.attempts import build_spec
 from dispatcher.core.ingest import Ingestor
@@ -42,9 +41,15 @@ from dispatcher.core.service import Dispatcher
 from dispatcher.embedded import _free_port
 from dispatcher.launchers.process import ProcessLauncher
 from dispatcher.model import Status
-from dispatcher.store.open import open_store
 from runner.masking import Masker
-from tests.dispatcher.conftest import Api, dispatcher_env, gone, process_path
+from tests.dispatcher.conftest import (
+    Api,
+    dispatcher_env,
+    gone,
+    local_settings,
+    migrated_store,
+    process_path,
+)
 from tests.support import runner as runner_support
 from tests.support.sandbox import SandboxProcess
 
@@ -237,15 +242,8 @@ def test_a_restart_after_the_eof_was_stored_keeps_the_runners_own_outcome(
     from "exited without a final event"."""
     builds = tmp_path / "builds"
     (builds / "app").mkdir(parents=True)
-    settings = dispatcher_settings.load(
-        {
-            "FORGE_HOOK_SECRET": "a-hook-secret-of-32-characters!!",
-            "FORGE_BUILDS_ROOT": str(builds),
-            "FORGE_STATE_DIR": str(tmp_path / "state"),
-        }
-    )
-    store = open_store(settings.database_url)
-    store.migrate()
+    settings = local_settings(builds, tmp_path / "state")
+    store = migrated_store(settings)
     launcher = ProcessLauncher(settings.state_dir / "runs")
     dispatcher = Dispatcher(settings, store, launcher)
     try:

@@ -181,7 +181,7 @@ def test_docker_hardening_is_all_there() -> None:
     assert writable == [
         {
             "Type": "bind",
-            "Source": str(docker_events_copy_file(run_spec())),
+            "Source": str(docker_events_copy_file(run_spec().deployment_id, 1)),
             "Target": EVENTS_COPY_MOUNT,
             "ReadOnly": False,
         }
