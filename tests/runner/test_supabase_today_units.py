@@ -18,6 +18,7 @@ from runner.providers.supabase_data import api_key, auth_urls
 from runner.steps import supabase_auth
 from runner.steps.supabase_keys import _usable
 from tests.runner.test_settings import GOOD
+from tests.support import secret_shapes
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -223,3 +224,15 @@ def test_the_exposure_policy_is_warn_or_fail_and_named_when_wrong() -> None:
         BadInput, match=r"^FORGE_EXPOSURE_POLICY is malformed: expected one of warn \| fail"
     ):
         settings.load({**GOOD, "FORGE_EXPOSURE_POLICY": "strict"})
+
+
+def test_the_secret_scan_finds_the_new_key_shapes_without_knowing_them() -> None:
+    import jwt
+
+    secret = "sb_secret_" + "A1b2C3d4E5f6G7h8I9j0K1_abcdef12"
+    service = jwt.encode({"role": "service_role", "iss": "supabase"}, "s" * 40, algorithm="HS256")
+    anon = jwt.encode({"role": "anon", "iss": "supabase"}, "s" * 40, algorithm="HS256")
+    text = f"key={secret} masked=sb_secret_abcd•••• token=sbp_{'0a' * 20} {service} {anon}"
+    hits = secret_shapes.found(text)
+    assert len(hits) == 3 and not any(secret in h or service in h for h in hits)
+    assert secret_shapes.found("sb_publishable_0123456789abcdefghijkl *** sb_secret_abcd••••") == []
