@@ -37,10 +37,7 @@ class ApiKeyRoutes:
         return views.require(self.state, request.path_params["ref"])
 
     def _edit(self, project: dict[str, Any], edit: Callable[[dict[str, Any]], Any]) -> Any:
-        try:
-            return self.state.change_keys(project["ref"], edit)
-        except keys.KeyRefused as e:
-            raise ApiError(e.status, e.message) from e
+        return self.state.change_keys(project["ref"], edit)
 
     async def list_keys(self, request: Request) -> Response:
         project = self._project(request)
@@ -61,10 +58,7 @@ class ApiKeyRoutes:
     async def get_key(self, request: Request) -> Response:
         project = self._project(request)
         reveal = _flag(request, "reveal")
-        try:
-            return JSONResponse(keys.lookup(project["keys"], request.path_params["id"], reveal))
-        except keys.KeyRefused as e:
-            raise ApiError(e.status, e.message) from e
+        return JSONResponse(keys.lookup(project["keys"], request.path_params["id"], reveal))
 
     async def update_key(self, request: Request) -> Response:
         project = self._project(request)

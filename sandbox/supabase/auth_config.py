@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from sandbox.context import Context
 from sandbox.supabase import signing, views
-from sandbox.supabase.errors import ApiError, json_object
+from sandbox.supabase.errors import ApiError, json_object, reject_unknown
 from sandbox.supabase.state import SupabaseState, defaults_2025
 
 _BOOLEANS = """
@@ -190,10 +190,9 @@ def config(stored: dict[str, Any]) -> dict[str, Any]:
 
 def validated(body: dict[str, Any]) -> dict[str, Any]:
     """The changes of an `UpdateAuthConfigBody`; `ApiError(400)` naming the first bad field."""
+    reject_unknown(body, set(TYPES) - READ_ONLY)
     for name, value in body.items():
-        kinds = TYPES.get(name)
-        if kinds is None or name in READ_ONLY:
-            raise ApiError(400, f"property {name} should not exist")
+        kinds = TYPES[name]
         if value is None:
             continue
         if isinstance(value, bool) and bool not in kinds:

@@ -25,6 +25,8 @@ from typing import Any
 
 import jwt
 
+from sandbox.supabase.errors import ApiError, reject_unknown
+
 TEN_YEARS_S = 10 * 365 * 24 * 3600
 _ALPHABET = string.ascii_letters + string.digits
 NAME = re.compile(r"^[a-z_][a-z0-9_]+$")
@@ -34,15 +36,6 @@ _LEGACY_DESCRIPTIONS = {
     "anon": "Legacy anon API key",
     "service_role": "Legacy service_role API key",
 }
-
-
-class KeyRefused(Exception):
-    """A key request the API refuses: `status` and the provider's message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _random(n: int) -> str:
@@ -187,27 +180,25 @@ def _opaque_by_id(material: dict[str, Any], key_id: str) -> dict[str, Any]:
     found: dict[str, Any] | None = next((k for k in material["opaque"] if k["id"] == key_id), None)
     if found is None:
         if key_id in LEGACY:
-            raise KeyRefused(400, "Legacy API keys cannot be changed here: use api-keys/legacy")
-        raise KeyRefused(404, f"API key {key_id} not found")
+            raise ApiError(400, "Legacy API keys cannot be changed here: use api-keys/legacy")
+        raise ApiError(404, f"API key {key_id} not found")
     return found
 
 
 def _name(value: Any) -> str:
     if not isinstance(value, str) or not 4 <= len(value) <= 64 or not NAME.match(value):
-        raise KeyRefused(400, "name must match ^[a-z_][a-z0-9_]+$ and be 4 to 64 characters long")
+        raise ApiError(400, "name must match ^[a-z_][a-z0-9_]+$ and be 4 to 64 characters long")
     return value
 
 
 def _check_fields(body: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise KeyRefused(400, f"property {unknown[0]} should not exist")
+    reject_unknown(body, allowed)
     description = body.get("description")
     if description is not None and not isinstance(description, str):
-        raise KeyRefused(400, "description must be a string")
+        raise ApiError(400, "description must be a string")
     template = body.get("secret_jwt_template")
     if template is not None and not isinstance(template, dict):
-        raise KeyRefused(400, "secret_jwt_template must be an object")
+        raise ApiError(400, "secret_jwt_template must be an object")
 
 
 def _taken(material: dict[str, Any], kind: str, name: str, but: str | None = None) -> bool:
@@ -221,12 +212,12 @@ def create(material: dict[str, Any], body: dict[str, Any], at: str) -> dict[str,
     _check_fields(body, {"type", "name", "description", "secret_jwt_template"})
     kind = body.get("type")
     if kind not in OPAQUE_TYPES:
-        raise KeyRefused(400, "type must be one of the following values: publishable, secret")
+        raise ApiError(400, "type must be one of the following values: publishable, secret")
     name = _name(body.get("name"))
     if kind == "publishable" and first(material, "publishable") is not None:
-        raise KeyRefused(400, "A project has a single publishable key")
+        raise ApiError(400, "A project has a single publishable key")
     if _taken(material, kind, name):
-        raise KeyRefused(409, f"A {kind} API key named {name} already exists")
+        raise ApiError(409, f"A {kind} API key named {name} already exists")
     key = _new_opaque(kind, name, at, body.get("description"))
     if kind == "secret" and body.get("secret_jwt_template") is not None:
         key["secret_jwt_template"] = body["secret_jwt_template"]
@@ -241,7 +232,7 @@ def update(material: dict[str, Any], key_id: str, body: dict[str, Any], at: str)
     if "name" in body:
         name = _name(body["name"])
         if _taken(material, key["type"], name, but=key["id"]):
-            raise KeyRefused(409, f"A {key['type']} API key named {name} already exists")
+            raise ApiError(409, f"A {key['type']} API key named {name} already exists")
         key["name"] = name
     if "description" in body:
         key["description"] = body["description"]

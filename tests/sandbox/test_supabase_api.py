@@ -25,11 +25,6 @@ def _fresh_budget(sandbox: SandboxProcess) -> Iterator[None]:
     yield
 
 
-@pytest.fixture
-def api(sandbox: SandboxProcess) -> Management:
-    return Management(sandbox)
-
-
 def tenant(
     sandbox: SandboxProcess, ref: str, path: str, key: str | None = None
 ) -> requests.Response:

@@ -30,23 +30,11 @@ from tests.support.supabase_api import (
     data_client,
     keys_of,
     project_entry,
-    reset_budget,
     user_token,
 )
 
 pytestmark = pytest.mark.postgres
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_budget(sandbox: SandboxProcess) -> Iterator[None]:
-    reset_budget(sandbox)
-    yield
-
-
-@pytest.fixture
-def api(sandbox: SandboxProcess) -> Management:
-    return Management(sandbox)
 
 
 @pytest.fixture
