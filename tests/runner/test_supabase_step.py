@@ -328,6 +328,38 @@ def test_keys_are_read_while_the_project_is_still_coming_up(
 
 
 @pytest.mark.postgres
+def test_a_project_without_a_secret_key_gets_one_made_once(
+    sandbox: SandboxProcess, contexts: Contexts, app: str
+) -> None:
+    """The app needs a secret key: a project whose secret keys were deleted gets `forge_deploy`,
+    made once (a create whose answer is lost is found by its name, not made again)."""
+    ctx, stream = contexts()
+    project = supabase_step.ensure_project(ctx, app)
+    first = supabase_keys.read_keys(ctx, project.ref, 30)
+    base = f"/v1/projects/{project.ref}/api-keys"
+    for key in ctx.supabase.json("GET", base):
+        if key["type"] == "secret":
+            ctx.supabase.request("DELETE", f"{base}/{key['id']}")
+    sandbox.set_faults(
+        [{"service": "supabase", "method": "POST", "path": f"^{base}$",
+          "action": "timeout_after_success", "times": 1}]
+    )  # fmt: skip
+    made = supabase_keys.read_keys(ctx, project.ref, 30)
+    sandbox.set_faults([])
+    again = supabase_keys.read_keys(ctx, project.ref, 30)
+    secrets_ = [k for k in ctx.supabase.json("GET", base) if k["type"] == "secret"]
+    assert [k["name"] for k in secrets_] == ["forge_deploy"]  # one, though the answer was lost
+    assert made.secret == again.secret != first.secret and made.publishable == first.publishable
+    assert made.secret.startswith("sb_secret_") and made.secret in ctx.masker
+    assert made.secret not in stream.getvalue()
+    created = [
+        e.payload for e in events_of(stream.getvalue())
+        if e.type is EventType.STEP_PROGRESS and "created the secret key" in e.payload["message"]
+    ]  # fmt: skip
+    assert len(created) == 1
+
+
+@pytest.mark.postgres
 def test_wait_healthy_fails_on_a_terminal_status_and_on_the_deadline(
     sandbox: SandboxProcess, contexts: Contexts, app: str
 ) -> None:
