@@ -109,7 +109,12 @@ def test_a_deploy_into_a_new_project_ends_live_reading_each_queried_table(
     tmp_path: Path,
 ) -> None:
     name = f"today-{unique}"
-    payload = live(deploy(forge_runner, app(tmp_path), name))
+    build = app(tmp_path)
+    (build / "supabase" / "config.toml").write_text(
+        '[auth]\nsite_url = "http://127.0.0.1:3000"\n'
+        'additional_redirect_urls = ["https://127.0.0.1:3000/auth/callback", "hello://signed-in"]\n'
+    )
+    payload = live(deploy(forge_runner, build, name))
     project = project_of(sandbox, name)
     assert project["defaults"] == "2026" and project["keys"]["legacy_enabled"] is False
     keys = project["keys"]
@@ -120,7 +125,12 @@ def test_a_deploy_into_a_new_project_ends_live_reading_each_queried_table(
     auth = next(e for e in payload["health"]["evidence"] if e["check"] == "auth_urls")
     assert auth["ok"] and auth["site_url"] == payload["urls"]["app"]
     assert project["auth"]["site_url"] == payload["urls"]["app"]
-    assert payload["urls"]["app"] + "/**" in project["auth"]["uri_allow_list"].split(",")
+    assert project["auth"]["uri_allow_list"].split(",") == [
+        payload["urls"]["app"],
+        payload["urls"]["app"] + "/**",
+        "https://127.0.0.1:3000/auth/callback",  # what the app's supabase/config.toml lists
+        "hello://signed-in",
+    ]
     report = payload["exposure"]
     assert (
         report["errors"] == []
