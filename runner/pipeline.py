@@ -1,17 +1,19 @@
 """The deploy as a small dependency graph, not a line.
 
     prepare ─┬─ github.repo ── github.push
-             ├─ supabase.project ── supabase.keys ─┬─ supabase.healthy ── supabase.migrations ──┐
-             │                                     │                        supabase.exposure ─┤
-             └─ vercel.project ────────────────────┴─ vercel.env ── vercel.build ───────────────┴┐
-                                         supabase.auth ── vercel.promote ── health ──────────────┘
+             ├─ supabase.project ── supabase.keys ─┬─ supabase.healthy ── supabase.migrations ─┐
+             │                                     │                         health.exposure ─┤
+             └─ vercel.project ────────────────────┴─ vercel.env ── vercel.build ──────────────┴┐
+                                    health.auth_urls ── vercel.promote ── health ───────────────┘
 
 GitHub and Supabase start together; the Vercel build (a *staged* production deployment: the
 production environment, no production domains) starts as soon as the keys are known, while
 Supabase finishes provisioning and migrating. Production traffic moves to the new deployment
 (`promote`, no rebuild) only after the migrations succeeded and the Data API exposure check
 found no table the app queries out of its users' reach (`steps.exposure`); the auth service's
-URLs point at the production URL first. A build that fails before the migrations are done is
+URLs point at the production URL first. Both are named in the `health` lane: they check that
+the app will work for its users, and the `supabase` lane ends, as the dashboards draw it, with
+the migrations. A build that fails before the migrations are done is
 rebuilt once they are (it may need the database at build time). `sequential=True` runs the
 same steps strictly in line (the benchmark's baseline).
 """
@@ -106,7 +108,7 @@ def _supabase(
             result = migrations.push(ctx, project.ref, project.password, build_dir)
             s.info.update(applied=result.applied)
         report.details["migrations_applied"] = result.applied
-    with step(ctx, "supabase.exposure") as s:
+    with step(ctx, exposure_step.STEP) as s:
         checked = exposure_step.check(ctx, project.ref, healthy.schemas, copy)
         s.info.update(errors=len(checked.errors), warnings=len(checked.warnings))
     report.exposure = checked
@@ -180,7 +182,7 @@ def _release(
     report: DeployReport,
 ) -> None:
     run = ctx.settings.run
-    with step(ctx, "supabase.auth") as s:
+    with step(ctx, supabase_auth.STEP) as s:
         urls = supabase_auth.ensure_urls(
             ctx, report.ref, vercel.production_url(ctx, project), redirects
         )

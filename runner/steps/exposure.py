@@ -22,7 +22,7 @@ from runner.workcopy import WorkCopy
 
 log = logging.getLogger("forge.runner.exposure")
 
-STEP = "supabase.exposure"
+STEP = "health.exposure"
 SYMLINK = 0o120000
 
 
@@ -61,7 +61,8 @@ def announce(ctx: RunContext, report: exposure.Report) -> None:
         policy=ctx.settings.run.exposure_policy,
     )
     level = logging.WARNING if report.errors or report.warnings else logging.INFO
-    log.log(level, "%s", exposure.render(report))
+    for line in exposure.render(report).splitlines():  # one log line per row, as logs are read
+        log.log(level, "%s", line)
 
 
 def check(ctx: RunContext, ref: str, schemas: tuple[str, ...], copy: WorkCopy) -> exposure.Report:

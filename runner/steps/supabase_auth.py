@@ -21,7 +21,7 @@ from runner.providers.supabase import AuthUrls, SupabaseClient
 
 log = logging.getLogger("forge.runner.database")
 
-STEP = "supabase.auth"
+STEP = "health.auth_urls"
 CONFIG = Path("supabase") / "config.toml"
 
 

@@ -271,7 +271,7 @@ def test_the_ungranted_app_stops_before_promote_and_the_old_production_keeps_ser
         "grant select, insert on table public.todos to anon, authenticated, service_role;" in error
     )
     started = {e.payload["step"] for e in result.of(EventType.STEP_STARTED)}
-    assert "supabase.exposure" in started and "vercel.promote" not in started
+    assert "health.exposure" in started and "vercel.promote" not in started
     report = exposure_event(result)
     assert [f["table"] for f in report["errors"]] == ["public.todos"]
     assert [(f["kind"], f["table"]) for f in report["warnings"]] == [("open", "public.guestbook")]
