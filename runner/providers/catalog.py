@@ -60,6 +60,11 @@ TOKEN_NAMES = tuple(name for p in PROVIDERS for name in (p.token, *p.token_alias
 SEAL_PRIVATE_KEY = "FORGE_SEAL_PRIVATE_KEY"  # opens the sealed database password
 SECRET_NAMES = (*TOKEN_NAMES, SEAL_PRIVATE_KEY)  # every variable whose value is a secret
 
+# Every variable of a provider: its token (under each name), its account, the others.
+PROVIDER_VARIABLES = tuple(
+    name for p in PROVIDERS for name in (p.token, *p.token_aliases, p.account, *p.variables)
+)
+
 # What a dispatcher hands each deploy's runner from its own environment, when set: each
 # provider's variables, then the runner's own (a CA file, health check, timing knobs, and the
 # exposure policy a deploy request may also set for itself).
