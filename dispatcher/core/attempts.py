@@ -141,10 +141,11 @@ class Attempt:
 
     def _see_through(self, handle: Handle, ingest: Ingestor) -> Outcome:
         """Follow the runner to its end under the watchdog; how it ended."""
-        last_line = [self.clock()]
+        started = self.clock()  # the deadline and the idle timeout count from here
+        last_line = [started]
         watchdog = threading.Thread(
             target=self._watch,
-            args=(handle, last_line),
+            args=(handle, started, last_line),
             name=f"watch-{self.deployment.id}",
             daemon=True,
         )
@@ -233,9 +234,9 @@ class Attempt:
         """This replica's cancel: the watchdog acts on its next tick, without the store."""
         self.cancel_requested.set()
 
-    def _watch(self, handle: Handle, last_line: list[float]) -> None:
+    def _watch(self, handle: Handle, start: float, last_line: list[float]) -> None:
         attempts = self.settings.attempts
-        start = polled = self.clock()
+        polled = start
         while not self.done.wait(0.25):
             now = self.clock()
             reason = None
