@@ -42,6 +42,7 @@ from dispatcher.store.open import open_store
 from tests.image.conftest import docker_client, runner_image  # noqa: F401 - fixtures
 from tests.support import runner as runner_support
 from tests.support.clis import REPO
+from tests.support.core import CoreWorld
 from tests.support.sandbox import SandboxProcess
 
 EXAMPLE = REPO / "examples" / "hello-app"
@@ -66,6 +67,16 @@ def migrated_store(settings: dispatcher_settings.Settings) -> Store:
     store = open_store(settings.store.url, settings.store.password)
     store.migrate()
     return store
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[CoreWorld]:
+    """The core tier's dispatcher (tests/support/core.py), closed at the end of the test."""
+    made = CoreWorld(tmp_path)
+    try:
+        yield made
+    finally:
+        made.close()
 
 
 class Signer:

@@ -205,7 +205,7 @@ def test_a_deploy_may_set_its_exposure_policy(api: Api) -> None:
     """Issue 27's per-deploy policy: `exposure_policy` ("warn" | "fail") is validated like the
     other fields, kept with the deployment and answered back; absent, it stays null (the
     runner's own default). It is part of what an Idempotency-Key is bound to. (The runner
-    receives it as FORGE_EXPOSURE_POLICY: tests/dispatcher/test_core_endings.py.)"""
+    receives it as FORGE_EXPOSURE_POLICY: tests/dispatcher/test_core_commands.py.)"""
     body = {"project_id": "p1", "project_name": "shop-front", "build_dir": "app-1"}
     strict = api.post("/v1/deployments", {**body, "exposure_policy": "fail"})
     assert strict.status_code == 202, strict.text

@@ -5,7 +5,7 @@ launcher; no PostgreSQL, sandbox or runner process. Every change is told to the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -35,15 +35,6 @@ class Woken:
 
     def stop_running(self, deployment_id: str) -> None:
         self.inner.stop_running(deployment_id)
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[CoreWorld]:
-    made = CoreWorld(tmp_path)
-    try:
-        yield made
-    finally:
-        made.close()
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ found without a runner ("lost") got a row but no `status` event, and no callback
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,15 +30,6 @@ from runner.events import EventType
 from tests.support.core import TOKEN, CoreWorld, Run, line, runner_lines
 
 pytestmark = pytest.mark.core
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[CoreWorld]:
-    made = CoreWorld(tmp_path)
-    try:
-        yield made
-    finally:
-        made.close()
 
 
 def assert_concluded(world: CoreWorld, dep: Deployment, status: Status, error: str | None) -> None:
