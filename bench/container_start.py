@@ -1,11 +1,11 @@
 """Start-to-first-event latency of the runner container.
 
-For each run: create the container from `dispatcher.container`'s hardened spec (secrets file
-mounted, tmpfs, limits, `--network none`), attach to its stdout, start it, and time until the
-first complete stdout line (the runner's first event). The runner is given a deliberately bad
-app name, so it reads its settings (the secrets file included), emits `result` and `eof`, and
-exits 2 without any request. A bare container (`/bin/echo` as the entrypoint, same spec) is
-measured the same way, for the engine's own share.
+For each run: create the container from `dispatcher.launchers.docker.spec`'s hardened spec
+(secrets file mounted, tmpfs, limits, `--network none`), attach to its stdout, start it, and
+time until the first complete stdout line (the runner's first event). The runner is given a
+deliberately bad app name, so it reads its settings (the secrets file included), emits `result`
+and `eof`, and exits 2 without any request. A bare container (`/bin/echo` as the entrypoint,
+same spec) is measured the same way, for the engine's own share.
 
     .venv/bin/python bench/container_start.py [--image forge-runner:dev] [--runs 10]
 
@@ -26,11 +26,8 @@ from typing import Any
 
 import docker
 
-from dispatcher.container import (
-    remove_secrets_file,
-    runner_container_spec,
-    write_secrets_file,
-)
+from dispatcher.launchers.docker.files import remove_secrets_file, write_secrets_file
+from dispatcher.launchers.docker.spec import runner_container_spec
 
 TOKENS = {
     "GH_TOKEN": "ghp_bench0000000000000000000000000",

@@ -53,6 +53,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,16 +62,17 @@ import uvicorn
 from pipeline import start_sandbox
 
 from dispatcher import settings as dispatcher_settings
-from dispatcher.api.app import ApiSettings, create_app
 from dispatcher.client import Client
+from dispatcher.core.deployments import Deployments
 from dispatcher.core.hub import EventHub
-from dispatcher.core.ingest import Change, Ingestor, write_change
+from dispatcher.core.ingest import Ingestor
+from dispatcher.core.ports import Exit, Handle, Launcher, RunSpec, Store
 from dispatcher.core.service import Dispatcher
+from dispatcher.core.status import Change
 from dispatcher.embedded import make_launcher
-from dispatcher.launchers.base import Exit, Handle, Launcher, RunSpec
 from dispatcher.model import Deployment, Status, StoredEvent
-from dispatcher.store.base import Store
 from dispatcher.store.open import open_store
+from dispatcher.web.app import WebSettings, create_app
 from runner.events import EventType, EventWriter
 from runner.masking import Masker
 from sandbox.postgres import ManagedCluster, free_port
@@ -128,11 +130,12 @@ def new_deployment(store: Store, label: str) -> Deployment:
 
 
 def ingestor(store: Store, dep: Deployment, batch: int = 200) -> Ingestor:
-    def on_change(changes: list[Change]) -> None:
-        for change in changes:  # as Attempt does with the current step, URLs, health
-            write_change(store, dep, change)
+    front = Deployments(store, builds_root=Path("/nonexistent"))
 
-    return Ingestor(store, dep.id, 1, Masker(), on_change=on_change, batch=batch)
+    def on_change(changes: list[Change]) -> None:  # as Attempt does: step, URLs, health
+        front.apply(dep, changes)
+
+    return Ingestor(partial(front.record, dep.id), 1, Masker(), on_change=on_change, batch=batch)
 
 
 # -- 2. ingestion -------------------------------------------------------------------------------
@@ -346,7 +349,7 @@ def dispatcher_running(
         "FORGE_DEADLINE_S": "600",
     }  # fmt: skip
     settings = dispatcher_settings.load(environ)
-    store = open_store(settings.database_url, settings.database_password)
+    store = open_store(settings.store.url, settings.store.password)
     store.migrate()
     launcher = TimedLauncher(make_launcher(settings), marks)
     problem = launcher.health()
@@ -357,8 +360,8 @@ def dispatcher_running(
         if dep.status is Status.RUNNING:
             marks.note(dep.id, "claimed")
 
-    dispatcher = Dispatcher(settings, store, launcher, hub=TimedHub(marks), on_status=on_status)
-    app = create_app(store, dispatcher, ApiSettings(settings.hook_secret, settings.builds_root))
+    dispatcher = Dispatcher(settings, store, launcher, hub=TimedHub(marks), listeners=[on_status])
+    app = create_app(dispatcher.deployments, WebSettings(settings.hook.secret))
     port = free_port("127.0.0.1")
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="api", daemon=True)

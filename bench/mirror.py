@@ -33,11 +33,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from dispatcher.core.deployments import Deployments  # noqa: E402
+from dispatcher.core.ports import NewEvent  # noqa: E402
 from dispatcher.mirror.rows import idempotency_key  # noqa: E402
 from dispatcher.mirror.worker import Mirror  # noqa: E402
 from dispatcher.mirror.writer import Writer, WriterSettings  # noqa: E402
 from dispatcher.model import Patch, Status  # noqa: E402
-from dispatcher.store.base import NewEvent  # noqa: E402
 from dispatcher.store.open import open_store  # noqa: E402
 from runner.masking import Masker  # noqa: E402
 from tests.support.sandbox import SandboxProcess  # noqa: E402
@@ -113,7 +114,8 @@ def main() -> None:
             writer.write(probe, {"version": v})
             single.append(time.perf_counter() - start)
 
-        mirror = Mirror(store, writer, Masker(), scan_limit=n + 10)
+        front = Deployments(store, builds_root=root)
+        mirror = Mirror(front, writer, Masker(), scan_limit=n + 10)
         start = time.perf_counter()
         assert mirror.sync_once()
         full = time.perf_counter() - start

@@ -30,12 +30,12 @@ from typing import Any
 import uvicorn
 
 from dispatcher import settings as dispatcher_settings
-from dispatcher.api.app import ApiSettings, create_app
 from dispatcher.core.hub import EventHub
 from dispatcher.core.service import Dispatcher
 from dispatcher.embedded import make_launcher
 from dispatcher.model import StoredEvent
 from dispatcher.store.open import open_store
+from dispatcher.web.app import WebSettings, create_app
 from sandbox.postgres import free_port
 
 
@@ -102,16 +102,16 @@ def main() -> None:
     parser.add_argument("--probe", type=Path, required=True)
     args = parser.parse_args()
     settings = dispatcher_settings.load(os.environ)
-    real = open_store(settings.database_url, settings.database_password)
+    real = open_store(settings.store.url, settings.store.password)
     real.migrate()
     store = CountingStore(real)
     launcher = make_launcher(settings)
     problem = launcher.health()
     if problem is not None:
-        raise SystemExit(f"the {settings.launcher} launcher cannot run: {problem}")
+        raise SystemExit(f"the {settings.launcher.kind} launcher cannot run: {problem}")
     hub = ProbeHub()
     dispatcher = Dispatcher(settings, store, launcher, hub=hub)  # type: ignore[arg-type]
-    app = create_app(store, dispatcher, ApiSettings(settings.hook_secret, settings.builds_root))  # type: ignore[arg-type]
+    app = create_app(dispatcher.deployments, WebSettings(settings.hook.secret))
     port = free_port("127.0.0.1")
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", access_log=False, backlog=4096

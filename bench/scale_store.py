@@ -20,8 +20,8 @@ from typing import Any
 
 from dispatch import ingest_rate, new_deployment, runner_lines  # bench/dispatch.py
 
+from dispatcher.core.ports import NewEvent, Store
 from dispatcher.model import Patch, Status
-from dispatcher.store.base import NewEvent, Store
 from runner.events import parse_event, utc_now
 
 

@@ -23,8 +23,8 @@ from playwright.sync_api import sync_playwright
 
 from dispatcher import embedded
 from dispatcher import settings as dispatcher_settings
+from dispatcher.core.ports import NewEvent
 from dispatcher.model import TERMINAL
-from dispatcher.store.base import NewEvent
 from dispatcher.ui import links
 from runner.events import utc_now
 
@@ -73,7 +73,7 @@ def main() -> None:
                 for i in range(args.lines)
             ]
             last = store.append_events(dep.id, batch)[-1].id
-            link = links.mint(settings.hook_secret, url, links.target_for(dep.id), time.time())
+            link = links.mint(settings.hook.secret, url, links.target_for(dep.id), time.time())
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
                 page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -30,19 +30,20 @@ import hashlib
 import hmac
 import io
 import os
-import re
 import stat
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dispatcher.core.ports import check_attempt
+from runner import events as runner_events
+
 TOKEN_VERSION = "v1"  # noqa: S105 - a format tag, not a secret
 MAX_BUNDLE_BYTES = 256 * 1024**2  # compressed; a build directory is source, not node_modules
 MIN_SECRET_BYTES = 32
 PRUNED_DIRS = frozenset({".git", "node_modules"})
 
-_DEPLOY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _DOMAIN = b"forge-bundle-v1\n"  # the signature covers this prefix: no other HMAC use collides
 
 
@@ -102,10 +103,7 @@ def _signature(secret: bytes, payload: bytes) -> bytes:
 def make_token(secret: bytes, deployment_id: str, attempt: int, expires_at: int) -> str:
     """A URL-safe token granting this (deployment, attempt)'s bundle until `expires_at`."""
     _check_secret(secret)
-    if not _DEPLOY_ID.match(deployment_id):
-        raise ValueError(f"deployment id {deployment_id!r} is malformed: 1-64 of A-Za-z0-9_.-")
-    if attempt < 1:
-        raise ValueError(f"attempt must be 1 or more, got {attempt}")
+    check_attempt(deployment_id, attempt)
     payload = f"{deployment_id}:{attempt}:{int(expires_at)}".encode()
     return f"{TOKEN_VERSION}.{_b64(payload)}.{_b64(_signature(secret, payload))}"
 
@@ -123,15 +121,16 @@ def check_token(secret: bytes, token: str, now: float) -> BundleGrant:
     if not hmac.compare_digest(signature, _signature(secret, payload)):
         raise BundleDenied("bundle token signature does not match")
     fields = payload.decode("ascii", errors="replace").split(":")
-    if len(fields) != 3 or not _DEPLOY_ID.match(fields[0]):
+    if len(fields) != 3:
         raise BundleDenied("bundle token is malformed")
     try:
+        deployment_id = runner_events.deployment_id(fields[0])
         attempt, expires_at = int(fields[1]), int(fields[2])
     except ValueError:
         raise BundleDenied("bundle token is malformed") from None
     if now >= expires_at:
         raise BundleDenied("bundle token has expired")
-    return BundleGrant(fields[0], attempt, expires_at)
+    return BundleGrant(deployment_id, attempt, expires_at)
 
 
 def bundle_url(

@@ -16,7 +16,6 @@ and stops them.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,9 @@ from dispatcher import embedded
 from dispatcher.client import ApiError, Client
 from dispatcher.progress import Progress
 from dispatcher.settings import ConfigError, secret_setting
+from runner import events as runner_events
+from runner.providers.catalog import PROVIDERS
 
-DEPLOYMENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 EXIT = {"live": 0, "failed": 1, "unhealthy": 3, "cancelled": 4}
 
 
@@ -145,8 +145,11 @@ def link(deployment_id: str | None, valid: int) -> None:
 
     from dispatcher.ui import links
 
-    if deployment_id is not None and not DEPLOYMENT_ID.match(deployment_id):
-        raise click.BadParameter("not a deployment id", param_hint="DEPLOYMENT_ID")
+    if deployment_id is not None:
+        try:
+            deployment_id = runner_events.deployment_id(deployment_id)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="DEPLOYMENT_ID") from None
     url = os.environ.get("FORGE_DISPATCHER_URL", "http://127.0.0.1:8080")
     target = links.target_for(deployment_id)
     click.echo(links.mint(_hook_secret(), url, target, time.time(), valid_s=valid))
@@ -184,8 +187,8 @@ def render_job(
     """Print the Job and its Secret template for one deploy (tokens as placeholders), for
     users who launch the runner by hand with kubectl. Settings: FORGE_K8S_* (k8s/README.md)."""
     from dispatcher import render
-    from dispatcher.launchers.base import RunSpec
-    from dispatcher.launchers.k8s_settings import job_settings_from_env
+    from dispatcher.core.ports import RunSpec
+    from dispatcher.launchers.kubernetes.settings import job_settings_from_env
 
     try:
         settings = job_settings_from_env(
@@ -195,13 +198,17 @@ def render_job(
         )
     except ValueError as e:
         raise click.ClickException(str(e)) from e
+    try:
+        deployment_id = runner_events.deployment_id(deploy_id)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--deploy-id") from None
     spec = RunSpec(
-        deployment_id=deploy_id,
+        deployment_id=deployment_id,
         attempt=attempt,
         build_dir=Path(build_dir),
         args=("deploy", "--name", name),
-        env={"FORGE_DEPLOY_ID": deploy_id},
-        secrets={k: f"<{k}>" for k in ("GH_TOKEN", "SUPABASE_ACCESS_TOKEN", "VERCEL_TOKEN")},
+        env={"FORGE_DEPLOY_ID": deployment_id},
+        secrets={p.token: f"<{p.token}>" for p in PROVIDERS},
     )
     click.echo(render.render_job(spec, settings, bundle_url=bundle_url), nl=False)
 

@@ -14,18 +14,21 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
 
 from dispatcher import settings as dispatcher_settings
-from dispatcher.api.app import ApiSettings, create_app
+from dispatcher.callbacks import Callbacks
 from dispatcher.client import Client
+from dispatcher.core.ports import Launcher
 from dispatcher.core.service import Dispatcher
-from dispatcher.launchers.base import Launcher
 from dispatcher.mirror import Mirror, MirrorConfigError
 from dispatcher.mirror import from_env as mirror_from_env
 from dispatcher.store.open import open_store
+from dispatcher.web.app import WebSettings, create_app
+from runner.providers.catalog import PROVIDER_VARIABLES
 
 log = logging.getLogger("forge.dispatcher")
 
@@ -36,89 +39,103 @@ class EmbeddedError(Exception):
 
 def files_named(settings: dispatcher_settings.Settings) -> list[str]:
     """Files the runner's configuration names; a container or pod gets them read-only."""
-    return [
-        settings.runner_env[k]
-        for k in ("FORGE_CA_FILE", "SUPABASE_PROFILE")
-        if k in settings.runner_env
-    ]
+    env = settings.runner.env
+    return [env[k] for k in ("FORGE_CA_FILE", "SUPABASE_PROFILE") if k in env]
 
 
 def make_launcher(settings: dispatcher_settings.Settings) -> Launcher:
-    if settings.launcher == "docker":
+    launcher = settings.launcher
+    if launcher.kind == "docker":
         import docker
 
-        from dispatcher.launchers.docker import DockerLauncher
+        from dispatcher.launchers.docker.launcher import DockerLauncher
 
         return DockerLauncher(
             docker.from_env(),
-            settings.runner_image,
-            settings.docker_network,
+            launcher.runner_image,
+            launcher.docker_network,
             read_only_files=files_named(settings),
         )
-    if settings.kubernetes is not None:
-        from dispatcher.launchers.kubernetes import KubernetesLauncher, api_client_from_environment
+    if launcher.kubernetes is not None:
+        from dispatcher.launchers.kubernetes.launcher import (
+            KubernetesLauncher,
+            api_client_from_environment,
+        )
 
         return KubernetesLauncher(
             api_client_from_environment(),
-            settings.kubernetes,
+            launcher.kubernetes,
             read_only_files=files_named(settings),
         )
-    from dispatcher.launchers.process import ProcessLauncher
+    from dispatcher.launchers.process.launcher import ProcessLauncher
 
     return ProcessLauncher(settings.state_dir / "runs")
 
 
+@dataclass
+class Service:
+    """A dispatcher as `serve` runs it: the core, its web app, and the adapters told of every
+    change (the status callbacks, the ForgeBoard mirror when FORGEBOARD_* asks for one)."""
+
+    dispatcher: Dispatcher
+    config: uvicorn.Config  # the web app, served by uvicorn (host and port set by the caller)
+    callbacks: Callbacks
+    mirror: Mirror | None
+
+    def start(self) -> None:
+        self.callbacks.start()
+        self.dispatcher.start()
+        if self.mirror is not None:
+            self.mirror.start()
+
+    def stop(self) -> None:
+        self.dispatcher.stop()
+        if self.mirror is not None:
+            self.mirror.stop()
+        self.callbacks.stop()
+
+
 def build(
-    settings: dispatcher_settings.Settings, log_level: str = "warning"
-) -> tuple[Dispatcher, uvicorn.Config]:
-    store = open_store(settings.database_url, settings.database_password)
+    settings: dispatcher_settings.Settings,
+    log_level: str = "warning",
+    launcher: Launcher | None = None,
+) -> Service:
+    """The service of `settings` (not started); `launcher` instead of the one they name."""
+    store = open_store(settings.store.url, settings.store.password)
     store.migrate()
-    launcher = make_launcher(settings)
+    launcher = launcher or make_launcher(settings)
     problem = launcher.health()
     if problem is not None:
-        raise EmbeddedError(f"the {settings.launcher} launcher cannot run: {problem}")
-    dispatcher = Dispatcher(settings, store, launcher)
-    api = ApiSettings(
-        settings.hook_secret,
-        settings.builds_root,
-        bundle_secret=settings.kubernetes.bundle_secret if settings.kubernetes else None,
-    )
-    app = create_app(store, dispatcher, api)
-    # No access log: bundle URLs carry their (short-lived) token in the path.
-    return dispatcher, uvicorn.Config(app, log_level=log_level, access_log=False)
-
-
-def forgeboard_mirror(
-    settings: dispatcher_settings.Settings, dispatcher: Dispatcher
-) -> Mirror | None:
-    """The ForgeBoard status mirror when FORGEBOARD_* asks for one (not started yet), woken by
-    the dispatcher's status changes."""
+        raise EmbeddedError(f"the {settings.launcher.kind} launcher cannot run: {problem}")
+    callbacks = Callbacks(settings.hook.callback_url, settings.hook.secret)
+    dispatcher = Dispatcher(settings, store, launcher, listeners=[callbacks.status_changed])
     try:
-        mirror = mirror_from_env(settings.forgeboard, dispatcher.store, dispatcher.masker)
+        mirror = mirror_from_env(settings.forgeboard, dispatcher.deployments, dispatcher.masker)
     except MirrorConfigError as e:
         raise dispatcher_settings.ConfigError(str(e)) from e
     if mirror is not None:
-        dispatcher.on_status = mirror.status_changed
-    return mirror
+        dispatcher.deployments.listen(mirror.status_changed)
+    kubernetes = settings.launcher.kubernetes
+    web = WebSettings(
+        settings.hook.secret, bundle_secret=kubernetes.bundle_secret if kubernetes else None
+    )
+    app = create_app(dispatcher.deployments, web)
+    # No access log: bundle URLs carry their (short-lived) token in the path.
+    config = uvicorn.Config(app, log_level=log_level, access_log=False)
+    return Service(dispatcher, config, callbacks, mirror)
 
 
 def serve(host: str, port: int) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = dispatcher_settings.load()
-    dispatcher, config = build(settings, log_level="info")
-    mirror = forgeboard_mirror(settings, dispatcher)
-    config.host, config.port = host, port
-    dispatcher.start()
-    if mirror is not None:
-        mirror.start()
+    service = build(dispatcher_settings.load(), log_level="info")
+    service.config.host, service.config.port = host, port
+    service.start()
     try:
-        uvicorn.Server(config).run()
+        uvicorn.Server(service.config).run()
     finally:
-        dispatcher.stop()
-        if mirror is not None:
-            mirror.stop()
+        service.stop()
 
 
 def _free_port() -> int:
@@ -163,11 +180,8 @@ def sandboxed(builds_root: Path, backend: str, root: Path | None = None) -> Iter
     with _sandbox(root / ".forge-sandbox") as sandbox_env:
         secret = secrets.token_urlsafe(32)
         environ: Mapping[str, str] = {
-            **{
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith(("GH_", "SUPABASE_", "VERCEL_"))
-            },
+            # the user's own provider settings stay out: the sandbox's are the ones
+            **{k: v for k, v in os.environ.items() if k not in PROVIDER_VARIABLES},
             **sandbox_env,
             "FORGE_HOOK_SECRET": secret,
             "FORGE_BUILDS_ROOT": str(builds_root),
@@ -185,16 +199,14 @@ def sandboxed(builds_root: Path, backend: str, root: Path | None = None) -> Iter
 def running(
     settings: dispatcher_settings.Settings, host: str = "127.0.0.1", port: int | None = None
 ) -> Iterator[tuple[Dispatcher, str]]:
-    """The dispatcher of `settings` and its API on `host` (a free port unless given), served
-    from a thread of this process, for the duration of the block: (dispatcher, base URL)."""
-    dispatcher, config = build(settings)
-    mirror = forgeboard_mirror(settings, dispatcher)
-    config.host, config.port = host, port or _free_port()
-    server = uvicorn.Server(config)
+    """The dispatcher of `settings` and its web app on `host` (a free port unless given),
+    served from a thread of this process, for the duration of the block: (dispatcher, base
+    URL)."""
+    service = build(settings)
+    service.config.host, service.config.port = host, port or _free_port()
+    server = uvicorn.Server(service.config)
     thread = threading.Thread(target=server.run, name="api", daemon=True)
-    dispatcher.start()
-    if mirror is not None:
-        mirror.start()
+    service.start()
     thread.start()
     try:
         deadline = time.monotonic() + 30
@@ -202,10 +214,8 @@ def running(
             if time.monotonic() > deadline or not thread.is_alive():
                 raise EmbeddedError("the embedded dispatcher API did not start")
             time.sleep(0.05)
-        yield dispatcher, f"http://{host}:{config.port}"
+        yield service.dispatcher, f"http://{host}:{service.config.port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-        dispatcher.stop()
-        if mirror is not None:
-            mirror.stop()
+        service.stop()

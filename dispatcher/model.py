@@ -10,6 +10,8 @@ from enum import Enum, StrEnum
 from functools import cached_property
 from typing import Any, Final
 
+from runner.events import DeploymentId
+
 
 class Status(StrEnum):
     QUEUED = "queued"
@@ -27,7 +29,7 @@ RETRYABLE = frozenset({Status.FAILED, Status.CANCELLED, Status.UNHEALTHY})
 
 @dataclass(frozen=True)
 class Deployment:
-    id: str  # "dep_" + 24 hex
+    id: DeploymentId  # "dep_" + 24 hex
     project_id: str
     project_name: str
     build_dir: str
@@ -48,6 +50,7 @@ class Deployment:
     cancel_requested: bool = False
     action: str = "deploy"  # deploy | teardown
     claimed_by: str | None = None  # the replica running it
+    exposure_policy: str | None = None  # "warn" | "fail" for its runner; None: the runner's own
 
     def public(self) -> dict[str, Any]:
         """The API's JSON shape."""
@@ -69,6 +72,7 @@ class Deployment:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "cancel_requested": self.cancel_requested,
+            "exposure_policy": self.exposure_policy,
         }
 
 

@@ -1,6 +1,6 @@
 """`forge-dispatcher render-job`: the Secret and the Job of one deploy as YAML, for `kubectl`.
 
-The output is what the Kubernetes launcher creates for that deploy (`k8s_specs`), with three
+The output is what the Kubernetes launcher creates for that deploy (its `spec`), with three
 differences that make it safe to print and to apply by hand:
 
 - the Secret's token values are placeholders (`GH_TOKEN='<GH_TOKEN>'`): the operator fills
@@ -24,9 +24,11 @@ from typing import Any
 
 import yaml
 
-from dispatcher.launchers.base import RunSpec
-from dispatcher.launchers.k8s_settings import JobSettings
-from dispatcher.launchers.k8s_specs import job_manifest, secret_manifest
+from dispatcher.core.ports import RunSpec
+from dispatcher.launchers.kubernetes.settings import JobSettings
+from dispatcher.launchers.kubernetes.spec import job_manifest, secret_manifest
+from runner.events import DeploymentId
+from runner.providers.catalog import PROVIDERS
 
 BUNDLE_PLACEHOLDER = "<URL of the build directory as a tar.gz>"
 
@@ -86,7 +88,7 @@ def render_job(
 def template() -> str:
     """The example in k8s/runner-job.yaml: a first deploy of `my-app` in namespace forge."""
     spec = RunSpec(
-        deployment_id="example",
+        deployment_id=DeploymentId("example"),
         attempt=1,
         build_dir=Path("/builds/my-app"),
         args=("deploy", "--name", "my-app"),
@@ -96,7 +98,7 @@ def template() -> str:
             "SUPABASE_REGION": "us-east-1",
             "VERCEL_ORG_ID": "my-vercel-team",
         },
-        secrets={"GH_TOKEN": "", "SUPABASE_ACCESS_TOKEN": "", "VERCEL_TOKEN": ""},
+        secrets={p.token: "" for p in PROVIDERS},
         deadline_s=3600,
     )
     settings = JobSettings(

@@ -1,9 +1,11 @@
-"""The dispatcher's settings: one tree of typed values from the environment, validated at start
-with errors naming the variable.
+"""The dispatcher's settings: one tree of typed values from the environment, one section per
+part (`hook`, `store`, `attempts`, `launcher`, `runner`), validated at start with errors
+naming the variable.
 
-Provider settings are the runner's own variable names (`GH_TOKEN`, `SUPABASE_ACCESS_TOKEN`,
+The runner's settings are its own variable names (`GH_TOKEN`, `SUPABASE_ACCESS_TOKEN`,
 `VERCEL_TOKEN`, `GH_ORG`, ... and the `FORGE_*_URL` / `FORGE_CA_FILE` / `SUPABASE_PROFILE`
-overrides): the dispatcher hands each deploy exactly those, tokens in its secrets file.
+overrides: `runner.providers.catalog.RUNNER_VARIABLES`): the dispatcher hands each deploy
+exactly those, tokens in its secrets file.
 """
 
 from __future__ import annotations
@@ -19,33 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from dispatcher.launchers.k8s_settings import KubernetesSettings, kubernetes_settings_from_env
+from dispatcher.launchers.kubernetes.settings import (
+    KubernetesSettings,
+    kubernetes_settings_from_env,
+)
+from runner.providers.catalog import RUNNER_VARIABLES
 from runner.sealing import new_keypair
 
-# What a deploy's runner receives (runner/settings.py reads these names).
-RUNNER_VARIABLES = (
-    "GH_TOKEN",
-    "GH_ORG",
-    "SUPABASE_ACCESS_TOKEN",
-    "SUPABASE_ORG_ID",
-    "SUPABASE_REGION",
-    "SUPABASE_PROFILE",
-    "VERCEL_TOKEN",
-    "VERCEL_ORG_ID",
-    "FORGE_GITHUB_API_URL",
-    "FORGE_GITHUB_GIT_URL",
-    "FORGE_SUPABASE_API_URL",
-    "FORGE_SUPABASE_PROJECT_URL",
-    "FORGE_VERCEL_API_URL",
-    "FORGE_CA_FILE",
-    "FORGE_HEALTH_PATH",
-    "FORGE_HEALTH_REDEPLOYS",
-    "FORGE_HTTP_TIMEOUT_S",
-    "FORGE_POLL_INTERVAL_S",
-    "FORGE_BACKOFF_SCALE",
-    "FORGE_HEARTBEAT_S",
-    "FORGE_VERCEL_UPLOADS",
-)
 LAUNCHERS = ("process", "docker", "kubernetes")
 
 
@@ -54,26 +36,57 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class HookSettings:
+    """The deploy hook: its HMAC key, where builds may be, where status changes are POSTed."""
+
+    secret: bytes = field(repr=False)  # FORGE_HOOK_SECRET(_FILE)
+    builds_root: Path  # FORGE_BUILDS_ROOT
+    callback_url: str | None = None  # FORGE_CALLBACK_URL
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    url: str  # FORGE_DATABASE_URL: sqlite:///... (default, in the state dir) or postgresql://
+    password: str = field(default="", repr=False)  # FORGE_DATABASE_PASSWORD(_FILE)
+
+
+@dataclass(frozen=True)
+class AttemptSettings:
+    """How this replica runs attempts."""
+
+    max_concurrent: int = 4  # FORGE_MAX_CONCURRENT
+    deadline_s: float = 3600.0  # FORGE_DEADLINE_S
+    idle_timeout_s: float = 900.0  # FORGE_IDLE_TIMEOUT_S
+    cancel_grace_s: float = 20.0  # FORGE_CANCEL_GRACE_S
+    replica_id: str = field(default_factory=socket.gethostname)  # FORGE_REPLICA_ID
+
+
+@dataclass(frozen=True)
+class LauncherSettings:
+    kind: str = "process"  # FORGE_LAUNCHER: process | docker | kubernetes
+    runner_image: str = "forge-runner:dev"  # FORGE_RUNNER_IMAGE
+    docker_network: str = "bridge"  # FORGE_DOCKER_NETWORK
+    kubernetes: KubernetesSettings | None = None  # FORGE_K8S_*, with the kubernetes kind
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """What every deploy's runner is handed."""
+
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)  # RUNNER_VARIABLES set
+    seal_public_key: str = ""  # FORGE_SEAL_PUBLIC_KEY (else a pair kept in the state dir)
+    seal_private_key: str = field(default="", repr=False)  # FORGE_SEAL_PRIVATE_KEY
+
+
+@dataclass(frozen=True)
 class Settings:
-    hook_secret: bytes
-    builds_root: Path
-    database_url: str
-    launcher: str
-    state_dir: Path
-    max_concurrent: int = 4
-    deadline_s: float = 3600.0
-    idle_timeout_s: float = 900.0
-    cancel_grace_s: float = 20.0
-    runner_image: str = "forge-runner:dev"
-    docker_network: str = "bridge"
-    replica_id: str = field(default_factory=socket.gethostname)
-    callback_url: str | None = None
-    seal_public_key: str = ""
-    seal_private_key: str = ""
-    runner_env: Mapping[str, str] = field(default_factory=dict)
-    kubernetes: KubernetesSettings | None = None  # FORGE_LAUNCHER=kubernetes
+    hook: HookSettings
+    store: StoreSettings
+    state_dir: Path  # FORGE_STATE_DIR
+    attempts: AttemptSettings = field(default_factory=AttemptSettings)
+    launcher: LauncherSettings = field(default_factory=LauncherSettings)
+    runner: RunnerSettings = field(default_factory=RunnerSettings)
     forgeboard: Mapping[str, str] = field(default_factory=dict, repr=False)  # dispatcher.mirror
-    database_password: str = field(default="", repr=False)  # when FORGE_DATABASE_URL has none
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
@@ -111,7 +124,7 @@ def secret_setting(env: Mapping[str, str], name: str) -> str:
     return first
 
 
-def _database(env: Mapping[str, str], state_dir: Path) -> tuple[str, str]:
+def _store(env: Mapping[str, str], state_dir: Path) -> StoreSettings:
     """FORGE_DATABASE_URL (SQLite in the state dir by default) and the password of a
     PostgreSQL URL that carries none (FORGE_DATABASE_PASSWORD or its _FILE)."""
     url = env.get("FORGE_DATABASE_URL") or f"sqlite:///{state_dir / 'dispatcher.db'}"
@@ -126,7 +139,7 @@ def _database(env: Mapping[str, str], state_dir: Path) -> tuple[str, str]:
         raise ConfigError(
             "FORGE_DATABASE_PASSWORD is set, but FORGE_DATABASE_URL carries a password too: use one"
         )
-    return url, password
+    return StoreSettings(url, password)
 
 
 def _seal_keys(env: Mapping[str, str], state_dir: Path) -> tuple[str, str]:
@@ -170,6 +183,32 @@ def _create_once(path: Path, text: str) -> None:
 def load(environ: Mapping[str, str] | None = None, *, require_secret: bool = True) -> Settings:
     env = dict(os.environ if environ is None else environ)
     state_dir = Path(env.get("FORGE_STATE_DIR") or ".forge-dispatcher").resolve()
+    hook = _hook(env, require_secret)
+    store = _store(env, state_dir)
+    launcher = _launcher(env)
+    public, private = _seal_keys(env, state_dir)  # made only once the rest is valid
+    return Settings(
+        hook=hook,
+        store=store,
+        state_dir=state_dir,
+        attempts=AttemptSettings(
+            max_concurrent=int(_number(env, "FORGE_MAX_CONCURRENT", 4, 1, 256)),
+            deadline_s=_number(env, "FORGE_DEADLINE_S", 3600, 10, 86400),
+            idle_timeout_s=_number(env, "FORGE_IDLE_TIMEOUT_S", 900, 5, 86400),
+            cancel_grace_s=_cancel_grace_s(env),
+            replica_id=env.get("FORGE_REPLICA_ID") or socket.gethostname(),
+        ),
+        launcher=launcher,
+        runner=RunnerSettings(
+            env={k: env[k] for k in RUNNER_VARIABLES if env.get(k)},
+            seal_public_key=public,
+            seal_private_key=private,
+        ),
+        forgeboard={k: v for k, v in env.items() if k.startswith("FORGEBOARD_")},
+    )
+
+
+def _hook(env: Mapping[str, str], require_secret: bool) -> HookSettings:
     hook_secret = secret_setting(env, "FORGE_HOOK_SECRET")
     if not hook_secret:
         if require_secret:
@@ -186,42 +225,32 @@ def load(environ: Mapping[str, str] | None = None, *, require_secret: bool = Tru
     builds_root = Path(root_raw).resolve()
     if not builds_root.is_dir():
         raise ConfigError(f"FORGE_BUILDS_ROOT is malformed: {root_raw} is not a directory")
-    database_url, database_password = _database(env, state_dir)
-    launcher = env.get("FORGE_LAUNCHER") or "process"
-    if launcher not in LAUNCHERS:
-        raise ConfigError(f"FORGE_LAUNCHER is malformed: one of {', '.join(LAUNCHERS)}")
     callback = env.get("FORGE_CALLBACK_URL") or None
     if callback is not None and not re.match(r"^https?://[^\s/]+", callback):
         raise ConfigError("FORGE_CALLBACK_URL is malformed: expected an http(s) URL")
-    public, private = _seal_keys(env, state_dir)
+    return HookSettings(hook_secret.encode(), builds_root, callback)
+
+
+def _cancel_grace_s(env: Mapping[str, str]) -> float:
+    return _number(env, "FORGE_CANCEL_GRACE_S", 20, 0, 600)
+
+
+def _launcher(env: Mapping[str, str]) -> LauncherSettings:
+    kind = env.get("FORGE_LAUNCHER") or "process"
+    if kind not in LAUNCHERS:
+        raise ConfigError(f"FORGE_LAUNCHER is malformed: one of {', '.join(LAUNCHERS)}")
     runner_image = env.get("FORGE_RUNNER_IMAGE") or "forge-runner:dev"
-    cancel_grace_s = _number(env, "FORGE_CANCEL_GRACE_S", 20, 0, 600)
     kubernetes = None
-    if launcher == "kubernetes":
+    if kind == "kubernetes":
         try:
             kubernetes = kubernetes_settings_from_env(
-                env, image=runner_image, grace_s=cancel_grace_s
+                env, image=runner_image, grace_s=_cancel_grace_s(env)
             )
         except ValueError as e:
             raise ConfigError(str(e)) from e
-    return Settings(
-        hook_secret=hook_secret.encode(),
-        builds_root=builds_root,
-        database_url=database_url,
-        database_password=database_password,
-        launcher=launcher,
-        state_dir=state_dir,
-        max_concurrent=int(_number(env, "FORGE_MAX_CONCURRENT", 4, 1, 256)),
-        deadline_s=_number(env, "FORGE_DEADLINE_S", 3600, 10, 86400),
-        idle_timeout_s=_number(env, "FORGE_IDLE_TIMEOUT_S", 900, 5, 86400),
-        cancel_grace_s=cancel_grace_s,
+    return LauncherSettings(
+        kind=kind,
         runner_image=runner_image,
         docker_network=env.get("FORGE_DOCKER_NETWORK") or "bridge",
-        replica_id=env.get("FORGE_REPLICA_ID") or socket.gethostname(),
-        callback_url=callback,
-        seal_public_key=public,
-        seal_private_key=private,
-        runner_env={k: env[k] for k in RUNNER_VARIABLES if env.get(k)},
         kubernetes=kubernetes,
-        forgeboard={k: v for k, v in env.items() if k.startswith("FORGEBOARD_")},
     )

@@ -18,7 +18,6 @@ import errno
 import json
 import logging
 import os
-import re
 import sys
 import threading
 from collections.abc import Callable
@@ -29,22 +28,15 @@ import click
 
 from runner import logs, settings, validation
 from runner.errors import BadInput, Cancelled, RunnerError
-from runner.events import EXIT_CODES, EventType, EventWriter, Heartbeat, Outcome
+from runner.events import EXIT_CODES, EventType, EventWriter, Heartbeat, Outcome, deployment_id
 from runner.masking import Masker
+from runner.providers.catalog import SECRET_NAMES
 from runner.signals import on_sigterm
 
 if TYPE_CHECKING:  # the HTTP stack loads after the first event (container start latency)
     from runner.context import RunContext
 
 log = logging.getLogger("forge.runner")
-
-_SECRET_VARIABLES = (
-    "GH_TOKEN",
-    "GH_ENTERPRISE_TOKEN",
-    "SUPABASE_ACCESS_TOKEN",
-    "VERCEL_TOKEN",
-    "FORGE_SEAL_PRIVATE_KEY",
-)
 
 Work = Callable[["RunContext"], tuple[Outcome, dict[str, Any]]]
 
@@ -59,8 +51,10 @@ def _version() -> str:
 
 
 def _deploy_id() -> str:
-    raw = os.environ.get("FORGE_DEPLOY_ID", "")
-    return raw if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", raw) else "unknown"
+    try:
+        return deployment_id(os.environ.get("FORGE_DEPLOY_ID", ""))
+    except ValueError:
+        return "unknown"
 
 
 def _events_copy() -> TextIO | None:
@@ -82,7 +76,7 @@ def _events_copy() -> TextIO | None:
 def _run(work: Work) -> None:
     """Everything a command shares: masking first, events, signals, heartbeat, eof always."""
     masker = Masker()
-    for name in _SECRET_VARIABLES:
+    for name in SECRET_NAMES:
         masker.register(os.environ.get(name))
     writer = EventWriter(sys.stdout, _deploy_id(), masker, copy=_events_copy())
     logs.install(masker, writer)

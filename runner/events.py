@@ -10,17 +10,34 @@ masked before it is written (`runner.masking`). Human logs go to stderr, never h
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TextIO
+from typing import Any, NewType, TextIO
 
 from runner.masking import Masker
 
 VERSION = 1
+
+# A deployment's id: what the dispatcher makes ("dep_" + 24 hex), what the runner makes when run
+# by hand ("local-" + 12 hex), and any id a person gave FORGE_DEPLOY_ID. It names containers,
+# Jobs, files and URLs, so its characters are few; the dot stays because the runner has always
+# taken it. Defined here, once: both the runner and the dispatcher import this module.
+DEPLOYMENT_ID_RE = r"[A-Za-z0-9_.-]{1,64}"
+DEPLOYMENT_ID_RULE = "1-64 of A-Z a-z 0-9 _ . -"
+DeploymentId = NewType("DeploymentId", str)
+_DEPLOYMENT_ID = re.compile(DEPLOYMENT_ID_RE)
+
+
+def deployment_id(raw: object) -> DeploymentId:
+    """`raw` as a deployment id; ValueError naming the rule when it is not one."""
+    if not isinstance(raw, str) or not _DEPLOYMENT_ID.fullmatch(raw):
+        raise ValueError(f"deployment id {raw!r:.80} is malformed: {DEPLOYMENT_ID_RULE}")
+    return DeploymentId(raw)
 
 
 class EventType(StrEnum):

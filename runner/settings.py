@@ -22,12 +22,13 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from runner.errors import BadInput
+from runner.events import DEPLOYMENT_ID_RULE, deployment_id
+from runner.providers.catalog import GITHUB, SUPABASE, VERCEL
 
 _TOKEN = re.compile(r"^[\x21-\x7e]{8,512}$")
 _GH_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?$")
 _ORG_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _REGION = re.compile(r"^[a-z]{2}-[a-z]+-\d$")
-_DEPLOY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 EXPOSURE_POLICIES = ("warn", "fail")
 
 
@@ -166,8 +167,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     env = _Env(_merged_environment(os.environ if environ is None else environ))
     token_shape = "a token (8 to 512 printable characters, no spaces)"  # noqa: S105
     github = GithubSettings(
-        token=env.required("GH_TOKEN", _TOKEN, token_shape),
-        org=env.required("GH_ORG", _GH_LOGIN, "a GitHub organization login"),
+        token=env.required(GITHUB.token, _TOKEN, token_shape),
+        org=env.required(GITHUB.account, _GH_LOGIN, "a GitHub organization login"),
         api_url=env.url("FORGE_GITHUB_API_URL", GithubSettings.api_url),
         git_url=env.url("FORGE_GITHUB_GIT_URL", GithubSettings.git_url),
     )
@@ -175,8 +176,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     if "{ref}" not in project_url:
         raise BadInput("FORGE_SUPABASE_PROJECT_URL is malformed: it must contain {ref}")
     supabase = SupabaseSettings(
-        token=env.required("SUPABASE_ACCESS_TOKEN", _TOKEN, token_shape),
-        org_id=env.required("SUPABASE_ORG_ID", _ORG_ID, "a Supabase organization id"),
+        token=env.required(SUPABASE.token, _TOKEN, token_shape),
+        org_id=env.required(SUPABASE.account, _ORG_ID, "a Supabase organization id"),
         region=env.get("SUPABASE_REGION", SupabaseSettings.region) or SupabaseSettings.region,
         api_url=env.url("FORGE_SUPABASE_API_URL", SupabaseSettings.api_url),
         project_url=project_url,
@@ -187,13 +188,14 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             f"SUPABASE_REGION is malformed: expected e.g. us-east-1, got {supabase.region!r}"
         )
     vercel = VercelSettings(
-        token=env.required("VERCEL_TOKEN", _TOKEN, token_shape),
-        org_id=env.required("VERCEL_ORG_ID", _ORG_ID, "a Vercel team id or slug"),
+        token=env.required(VERCEL.token, _TOKEN, token_shape),
+        org_id=env.required(VERCEL.account, _ORG_ID, "a Vercel team id or slug"),
         api_url=env.url("FORGE_VERCEL_API_URL", VercelSettings.api_url),
     )
-    deploy_id = env.get("FORGE_DEPLOY_ID") or f"local-{uuid.uuid4().hex[:12]}"
-    if not _DEPLOY_ID.match(deploy_id):
-        raise BadInput("FORGE_DEPLOY_ID is malformed: 1-64 of A-Z a-z 0-9 _ . -")
+    try:
+        deploy_id = deployment_id(env.get("FORGE_DEPLOY_ID") or f"local-{uuid.uuid4().hex[:12]}")
+    except ValueError:
+        raise BadInput(f"FORGE_DEPLOY_ID is malformed: {DEPLOYMENT_ID_RULE}") from None
     ca = env.get("FORGE_CA_FILE")
     if ca is not None and not Path(ca).is_file():
         raise BadInput(f"FORGE_CA_FILE names {ca}, which is not a readable file")

@@ -19,11 +19,11 @@ import uvicorn
 
 from bench.reliability.world import EXAMPLE, REPO, World, unique_name
 from dispatcher import settings as dispatcher_settings
-from dispatcher.api.app import ApiSettings, create_app
+from dispatcher.core.ports import Handle, Launcher, RunSpec
 from dispatcher.core.service import Dispatcher
 from dispatcher.embedded import make_launcher
-from dispatcher.launchers.base import Handle, Launcher, RunSpec
 from dispatcher.store.open import open_store
+from dispatcher.web.app import WebSettings, create_app
 from sandbox.postgres import free_port
 from tests.dispatcher.conftest import Api, dispatcher_env
 
@@ -92,11 +92,11 @@ def running_dispatcher(w: World, launcher: str, database: str | None) -> Iterato
     old_path = os.environ.get("PATH", "")
     os.environ["PATH"] = os.pathsep.join([str(REPO / "node_modules" / ".bin"), old_path])
     settings = dispatcher_settings.load(environ)
-    store = open_store(settings.database_url, settings.database_password)
+    store = open_store(settings.store.url, settings.store.password)
     store.migrate()
     recording = RecordingLauncher(make_launcher(settings))
     dispatcher = Dispatcher(settings, store, cast(Launcher, recording))
-    app = create_app(store, dispatcher, ApiSettings(settings.hook_secret, settings.builds_root))
+    app = create_app(dispatcher.deployments, WebSettings(settings.hook.secret))
     config = uvicorn.Config(app, host="127.0.0.1", port=free_port("127.0.0.1"), log_level="error")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -108,7 +108,7 @@ def running_dispatcher(w: World, launcher: str, database: str | None) -> Iterato
             if time.monotonic() > deadline:
                 raise RuntimeError("the dispatcher API did not start")
             time.sleep(0.05)
-        api = Api(f"http://127.0.0.1:{config.port}", settings.hook_secret, builds)
+        api = Api(f"http://127.0.0.1:{config.port}", settings.hook.secret, builds)
         yield Deployer(api, state, recording)
     finally:
         server.should_exit = True

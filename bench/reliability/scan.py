@@ -33,10 +33,10 @@ import psycopg
 from bench.reliability.dispatchers import Deployer, running_dispatcher
 from bench.reliability.table import Verdict
 from bench.reliability.world import World
-from dispatcher.container import SECRETS_ROOT
-from dispatcher.launchers import k8s_specs
-from dispatcher.launchers.base import RunSpec
-from dispatcher.launchers.k8s_settings import job_settings_from_env
+from dispatcher.core.ports import RunSpec
+from dispatcher.launchers.docker.files import SECRETS_ROOT
+from dispatcher.launchers.kubernetes import spec as k8s_specs
+from dispatcher.launchers.kubernetes.settings import job_settings_from_env
 from tests.dispatcher.conftest import dump_postgres, dump_sqlite
 from tests.support import secret_shapes
 

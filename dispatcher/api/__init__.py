@@ -1,1 +1,3 @@
-"""The dispatcher's HTTP API: `dispatcher.api.app.create_app(store, control, settings)`."""
+"""The dispatcher's HTTP API, an adapter over the core's front door: the hook's guard
+(`auth`), its request and response bodies (`schemas`), its errors (`errors`) and its routes
+(`routes`). `dispatcher.web.app` serves it beside the pages."""

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dispatcher.api.errors import error_response, store_unavailable
-from dispatcher.core.outages import unavailable
+from dispatcher.core.errors import StoreUnavailable
 from dispatcher.core.signing import WINDOW_S, AuthError, check
 
 log = logging.getLogger("forge.dispatcher.api")
@@ -118,11 +118,8 @@ class HookGuard:
             return error_response(401, e.reason, e.message)
         try:
             fresh = await self.remember(verified.signature, verified.expires_at)
-        except Exception as e:  # here, outside the app: its error handlers never see it
-            why = unavailable(e)
-            if why is None:
-                raise
-            log.warning("store unavailable checking a request's signature: %s", why)
+        except StoreUnavailable as e:  # here, outside the app: its error handlers never see it
+            log.warning("store unavailable checking a request's signature: %s", e)
             return store_unavailable()
         if not fresh:
             self.on_refused("replayed")

@@ -1,6 +1,10 @@
 """Every error the API answers is JSON, `{"error": {"code", "message"}}`, with a stable code
 and a message naming the problem; never a traceback, never the request's input echoed back
-(a 1 MB string stays on the caller's side), never a secret."""
+(a 1 MB string stays on the caller's side), never a secret.
+
+The core's errors are answered here, each in one way: an unknown deployment 404, a refusal of
+the policy or a reused Idempotency-Key 409, a build directory outside the root 422, the store
+away 503 with `Retry-After`."""
 
 from __future__ import annotations
 
@@ -12,17 +16,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dispatcher.core.outages import unavailable
+from dispatcher.core.builds import BuildDirError
+from dispatcher.core.errors import (
+    Conflict,
+    InvalidTransition,
+    Refused,
+    StoreUnavailable,
+    UnknownDeployment,
+)
 
 log = logging.getLogger("forge.dispatcher.api")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 def error_response(
@@ -57,7 +60,8 @@ def validation_message(errors: list[Any]) -> tuple[str, str]:
             return "invalid_json", f"request body is not valid JSON: {detail}"
         if loc == ["body"] and err.get("type") in _NOT_AN_OBJECT:
             return "invalid_request", (
-                "request body must be a JSON object {project_id, project_name, build_dir} "
+                "request body must be a JSON object {project_id, project_name, build_dir,"
+                " exposure_policy?} "
                 "sent as application/json"
             )
         if err.get("type") == "extra_forbidden":
@@ -68,16 +72,12 @@ def validation_message(errors: list[Any]) -> tuple[str, str]:
 
 
 def store_unavailable() -> JSONResponse:
-    """A store outage (`core.outages.unavailable`): the request can be sent again shortly."""
+    """A store outage (`StoreUnavailable`): the request can be sent again shortly."""
     message = "the dispatcher's store is unavailable for now; try again shortly"
     return error_response(503, "store_unavailable", message, {"Retry-After": "2"})
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message)
-
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         code, message = validation_message(list(exc.errors()))
@@ -92,12 +92,34 @@ def install_error_handlers(app: FastAPI) -> None:
             message = "request body cannot be parsed as JSON (not UTF-8, or nested too deeply)"
         return error_response(exc.status_code, code, message, dict(exc.headers or {}))
 
+    @app.exception_handler(UnknownDeployment)
+    async def unknown(_: Request, exc: UnknownDeployment) -> JSONResponse:
+        return error_response(404, "not_found", str(exc))
+
+    @app.exception_handler(Refused)
+    async def refused(_: Request, exc: Refused) -> JSONResponse:
+        return error_response(409, exc.code, exc.message)
+
+    @app.exception_handler(InvalidTransition)
+    async def moved_on(_: Request, exc: InvalidTransition) -> JSONResponse:
+        return error_response(409, "invalid_transition", str(exc))  # its state changed meanwhile
+
+    @app.exception_handler(Conflict)
+    async def key_reused(_: Request, exc: Conflict) -> JSONResponse:
+        message = "this Idempotency-Key was used with a different request"
+        return error_response(409, "idempotency_conflict", message)
+
+    @app.exception_handler(BuildDirError)
+    async def bad_build_dir(_: Request, exc: BuildDirError) -> JSONResponse:
+        return error_response(422, "bad_build_dir", str(exc))
+
+    @app.exception_handler(StoreUnavailable)
+    async def away(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return store_unavailable()
+
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
-        why = unavailable(exc)
-        if why is not None:
-            log.warning("store unavailable on %s %s: %s", request.method, request.url.path, why)
-            return store_unavailable()
         log.error(
             "unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
             exc_info=exc,

@@ -5,18 +5,17 @@ app name rules with the runner's own messages."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from dispatcher.builds import MAX_BUILD_DIR
+from dispatcher.core.builds import MAX_BUILD_DIR
 from dispatcher.model import Status
 from runner.errors import BadInput
 from runner.validation import MAX_NAME, app_name
 
 PROJECT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
-DEPLOYMENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"  # printable ASCII, no spaces
 
 
@@ -69,12 +68,26 @@ BuildDir = Annotated[
 ]
 
 
+ExposurePolicy = Annotated[
+    Literal["warn", "fail"] | None,
+    Field(
+        description=(
+            "Optional. What the runner does when the app exposes what it should not: warn "
+            "(the runner's default when absent) or fail the deploy. Handed to the runner as "
+            "FORGE_EXPOSURE_POLICY and kept with the deployment (a retry runs under it too)."
+        ),
+        examples=["fail"],
+    ),
+]
+
+
 class CreateDeployment(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     project_id: ProjectId
     project_name: ProjectName
     build_dir: BuildDir
+    exposure_policy: ExposurePolicy = None
 
 
 class Urls(BaseModel):
@@ -103,6 +116,9 @@ class DeploymentOut(BaseModel):
     started_at: str | None
     finished_at: str | None
     cancel_requested: bool
+    exposure_policy: Literal["warn", "fail"] | None = Field(
+        description="The runner's exposure policy this deploy asked for; null: the default"
+    )
 
 
 class DeploymentList(BaseModel):

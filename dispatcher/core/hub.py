@@ -23,8 +23,8 @@ from types import TracebackType
 
 import anyio.to_thread
 
+from dispatcher.core.ports import Store
 from dispatcher.model import TERMINAL, Deployment, StoredEvent
-from dispatcher.store.base import Store
 
 PAGE = 1_000
 QUEUE_SIZE = 10_000
@@ -241,7 +241,3 @@ async def follow_batches(
                 kept = keep(arrived)
                 if kept:
                     yield kept
-
-
-def event_json(event: StoredEvent) -> str:
-    return event.json  # made once per event, shared by every watcher

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from dispatcher.core.errors import Refused
 from dispatcher.model import RETRYABLE, TERMINAL, Deployment
 
 
@@ -12,15 +13,6 @@ class Action(StrEnum):
     CANCEL = "cancel"
     RETRY = "retry"
     TEARDOWN = "teardown"
-
-
-class Refused(Exception):
-    """The deployment's state forbids the action; `code` is stable (the API's error code)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def refusal(action: Action, dep: Deployment) -> Refused | None:

@@ -1,2 +1,5 @@
-"""Launchers start one isolated runner per deploy attempt: a process, a Docker container, or
-(later) a Kubernetes Job, all behind `base.Launcher`."""
+"""Launchers start one isolated runner per deploy attempt, each behind the core's `Launcher`
+interface (`dispatcher.core.ports`), one package per backend with the launcher and its pure
+spec side by side: `process/` (a local process, the embedded default), `docker/` (a hardened
+container), `kubernetes/` (a Job). `common` holds what their specs share. No package imports
+its backend's client at import time: `dispatcher.embedded.make_launcher` picks one."""

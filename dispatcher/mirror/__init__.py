@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from dispatcher.core.deployments import Deployments
 from dispatcher.mirror.worker import Mirror
 from dispatcher.mirror.writer import Writer, WriterSettings
-from dispatcher.store.base import Store
 from runner.masking import Masker
 
 __all__ = ["Mirror", "MirrorConfigError", "from_env"]
@@ -54,11 +54,11 @@ def settings_from_env(environ: Mapping[str, str]) -> tuple[WriterSettings, float
     return WriterSettings(url.rstrip("/"), key, table, ca_file), poll_s
 
 
-def from_env(environ: Mapping[str, str], store: Store, masker: Masker) -> Mirror | None:
+def from_env(environ: Mapping[str, str], deployments: Deployments, masker: Masker) -> Mirror | None:
     """The mirror the environment asks for (not started), or None without FORGEBOARD_*."""
     found = settings_from_env(environ)
     if found is None:
         return None
     settings, poll_s = found
     masker.register(settings.service_key)
-    return Mirror(store, Writer(settings), masker, poll_s=poll_s)
+    return Mirror(deployments, Writer(settings), masker, poll_s=poll_s)

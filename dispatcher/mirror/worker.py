@@ -1,5 +1,6 @@
-"""The status mirror's worker: one background thread that reads the dispatcher's store and
-brings the dashboard's rows up to date, never inside a deploy's path.
+"""The status mirror's worker: one background thread that reads the dispatcher's deployments
+(through the core's front door) and brings the dashboard's rows up to date, never inside a
+deploy's path.
 
 Each round looks at the newest `scan_limit` deployments, keeps those the dashboard queued
 (`rows.dashboard_row_id`), reads only their new events (`after_id`), and writes the rows whose
@@ -15,10 +16,10 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from dispatcher.core.deployments import Deployments
 from dispatcher.mirror.rows import Folded, dashboard_row_id, row, version
 from dispatcher.mirror.writer import DashboardDown, DashboardRefused, Writer, Written
 from dispatcher.model import TERMINAL, Deployment
-from dispatcher.store.base import Store
 from runner.masking import Masker
 
 log = logging.getLogger("forge.dispatcher.mirror")
@@ -34,13 +35,13 @@ class _Tracked:
 class Mirror:
     def __init__(
         self,
-        store: Store,
+        deployments: Deployments,
         writer: Writer,
         masker: Masker,
         poll_s: float = 1.0,
         scan_limit: int = 200,
     ) -> None:
-        self.store = store
+        self.deployments = deployments
         self.writer = writer
         self.masker = masker
         self.poll_s = poll_s
@@ -81,7 +82,7 @@ class Mirror:
     def sync_once(self) -> bool:
         """One round; True when every row was brought up to date."""
         self.rounds += 1
-        for deployment in reversed(self.store.list_deployments(None, limit=self.scan_limit)):
+        for deployment in reversed(self.deployments.newest(None, limit=self.scan_limit)):
             row_id = dashboard_row_id(deployment)
             if row_id is None:
                 continue
@@ -89,7 +90,7 @@ class Mirror:
             if tracked.settled_at == deployment.updated_at:
                 continue
             tracked.folded.add(
-                self.store.events(deployment.id, after_id=tracked.folded.last_event_id),
+                self.deployments.events(deployment.id, after=tracked.folded.last_event_id),
                 self.masker,
             )
             if version(deployment, tracked.folded) > tracked.written:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from dispatcher.store.base import Store
+from dispatcher.core.ports import Store
 from dispatcher.store.schema import redact_url
 
 _HELP = "use sqlite:///PATH, a file path, or postgresql://USER@HOST:PORT/DB"

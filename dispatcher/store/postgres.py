@@ -30,17 +30,18 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from dispatcher.core.errors import StoreError
+from dispatcher.store.dialect import EVENT_COLUMNS, Conn, Dialect, os_outage
 from dispatcher.store.schema import (
     CLAIM_LOCK,
     MIGRATE_LOCK,
     Clock,
     Migration,
     Row,
-    StoreError,
     redact_url,
     utc_now,
 )
-from dispatcher.store.sql import EVENT_COLUMNS, Conn, Dialect, SQLStore
+from dispatcher.store.sql import SQLStore
 
 PgConn = psycopg.Connection[DictRow]
 
@@ -57,6 +58,16 @@ _PLACEHOLDER = re.compile(r"\?")
 def _pg(query: str) -> str:
     """The store's `?` placeholders in psycopg's spelling (no query has a literal `?` or `%`)."""
     return _PLACEHOLDER.sub("%s", query)
+
+
+def outage(e: BaseException) -> str | None:
+    """Why PostgreSQL is away for now, when `e` says it is: the server not answering, a
+    connection lost, a lock waited for too long, the pool out of connections for its whole
+    timeout (libpq's first line says which); None for a real error."""
+    if isinstance(e, psycopg.OperationalError | PoolTimeout):
+        text = str(e).strip()
+        return f"PostgreSQL: {text.splitlines()[0] if text else type(e).__name__}"
+    return os_outage(e)
 
 
 class _Conn:
@@ -176,6 +187,9 @@ class PostgresDialect(Dialect):
 
     def claim_skipped(self, e: BaseException) -> bool:
         return isinstance(e, errors.LockNotAvailable)  # waited _CLAIM_LOCK_TIMEOUT_MS
+
+    def unavailable(self, e: BaseException) -> str | None:
+        return outage(e)
 
 
 class PostgresStore(SQLStore):

@@ -21,8 +21,9 @@ from importlib import resources
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from dispatcher.core.errors import Conflict, StoreError
 from dispatcher.model import Deployment, Status, StoredEvent
-from dispatcher.store.base import Conflict
+from runner.events import DeploymentId
 
 Clock = Callable[[], datetime]
 
@@ -58,20 +59,14 @@ MIGRATE_LOCK = _advisory_key("forge-dispatcher:migrate")
 CLAIM_LOCK = _advisory_key("forge-dispatcher:claim")
 
 
-class StoreError(RuntimeError):
-    """The store cannot do what was asked; the message says why and what to do."""
+EXPOSURE_POLICIES = (
+    "warn",
+    "fail",
+)  # a deploy's FORGE_EXPOSURE_POLICY (the runner's default: warn)
 
 
 class MigrationError(StoreError):
     """The database's schema history does not fit the migrations this dispatcher ships."""
-
-
-class UnknownDeployment(LookupError):
-    """No deployment has this id."""
-
-
-class InvalidTransition(ValueError):
-    """The deployment's status does not allow this change (e.g. requeue of a running one)."""
 
 
 # -- migrations ---------------------------------------------------------------------------------
@@ -168,16 +163,24 @@ def parse_ts(value: str | datetime, field: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def new_deployment_id() -> str:
-    return "dep_" + secrets.token_hex(12)
+def new_deployment_id() -> DeploymentId:
+    return DeploymentId("dep_" + secrets.token_hex(12))
 
 
 def request_hash(
-    project_id: str, project_name: str, build_dir: str, action: str, owner: str | None
+    project_id: str,
+    project_name: str,
+    build_dir: str,
+    action: str,
+    owner: str | None,
+    exposure_policy: str | None = None,
 ) -> str:
     """What an Idempotency-Key is bound to. The owner is part of it: another user reusing a
-    key gets Conflict, never someone else's deployment."""
-    body = [project_id, project_name, build_dir, action, owner]
+    key gets Conflict, never someone else's deployment. An exposure policy counts only when
+    set, so a key used before the field existed still finds its deployment."""
+    body: list[str | None] = [project_id, project_name, build_dir, action, owner]
+    if exposure_policy is not None:
+        body.append(exposure_policy)
     return hashlib.sha256(json.dumps(body, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -300,7 +303,7 @@ def deployment_from_row(row: Row) -> Deployment:
     created_at, updated_at = _ts(row["created_at"]), _ts(row["updated_at"])
     assert created_at is not None and updated_at is not None  # NOT NULL columns
     return Deployment(
-        id=row["id"],
+        id=DeploymentId(row["id"]),
         project_id=row["project_id"],
         project_name=row["project_name"],
         build_dir=row["build_dir"],
@@ -321,6 +324,7 @@ def deployment_from_row(row: Row) -> Deployment:
         cancel_requested=bool(row["cancel_requested"]),
         action=row["action"],
         claimed_by=row["claimed_by"],
+        exposure_policy=row["exposure_policy"],
     )
 
 
@@ -343,9 +347,11 @@ def submission(
     idempotency_key: str | None,
     action: str,
     owner: str | None,
+    exposure_policy: str | None = None,
 ) -> str | None:
     """Check submit()'s strings (text both backends store: no U+0000, no lone surrogate; all but
-    the key and the owner non-empty); returns the request hash to keep with the key, if any."""
+    the key and the owner non-empty; an exposure policy one of `EXPOSURE_POLICIES`); returns
+    the request hash to keep with the key, if any."""
     values = {
         "project_id": project_id,
         "project_name": project_name,
@@ -361,9 +367,11 @@ def submission(
             raise ValueError(f"{name} must be a non-empty string, got {value!r:.80}")
         if _UNSTORABLE_PG.search(value):
             raise ValueError(f"{name} contains a NUL character or an unpaired surrogate")
+    if exposure_policy is not None and exposure_policy not in EXPOSURE_POLICIES:
+        raise ValueError(f"exposure_policy must be one of {EXPOSURE_POLICIES} or None")
     if idempotency_key is None:
         return None
-    return request_hash(project_id, project_name, build_dir, action, owner)
+    return request_hash(project_id, project_name, build_dir, action, owner, exposure_policy)
 
 
 def key_conflict(idempotency_key: str | None, deployment_id: str) -> Conflict:

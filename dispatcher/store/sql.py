@@ -6,25 +6,31 @@ processes, how a batch of events is written.
 Queries use `?` placeholders; a dialect whose driver spells them otherwise translates them
 (no query here has a `?` or `%` inside a literal). Every method is one short transaction; no row
 holds a secret (sealed values live in their own table, opaque without the dispatcher's key).
+
+A driver's error leaves the store through one place, `SQLStore._mapped`: an outage (the
+dialect's `unavailable` says which errors are one) becomes the core's `StoreUnavailable`,
+chained to the driver's; any other error goes on as it is.
 """
 
 from __future__ import annotations
 
-import abc
 import logging
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
+from dispatcher.core.errors import (
+    InvalidTransition,
+    StoreError,
+    StoreUnavailable,
+    UnknownDeployment,
+)
+from dispatcher.core.ports import NewEvent, Store
 from dispatcher.model import RETRYABLE, Deployment, Patch, Status, StoredEvent
-from dispatcher.store.base import NewEvent, Store
+from dispatcher.store.dialect import Conn, Dialect
 from dispatcher.store.schema import (
     Clock,
-    InvalidTransition,
-    Migration,
     Row,
-    StoreError,
-    UnknownDeployment,
     check_limit,
     check_update,
     deployment_from_row,
@@ -52,72 +58,6 @@ WHERE d.status = 'queued' AND d.queue_head = {true}
 ORDER BY d.queue_seq
 LIMIT 1
 """
-EVENT_COLUMNS = ("deployment_id", "id", "attempt", "type", "ts", "payload", "runner_seq")
-
-
-class Conn(Protocol):
-    """A connection as the store uses it: one statement, its rows (or its row count)."""
-
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
-
-    def run(self, sql: str, params: Sequence[Any] = ()) -> int: ...
-
-
-class Dialect(abc.ABC):
-    name: str  # the migrations folder: "sqlite" | "postgres"
-    no_nul: bool  # the database refuses U+0000 in text
-    timestamp_type: str  # the column type of a moment
-    # INSERT INTO deployments: the extra columns and values that number a new row
-    seq_columns: str = ""
-    seq_values: str = ""
-    next_queue_seq: str  # an expression: the queue position after every other
-    candidate_lock: str = ""  # appended to the claim's candidate query
-    true_sql: str  # boolean literals as the partial indexes on queue_head are written
-    false_sql: str
-
-    @abc.abstractmethod
-    def write(self) -> AbstractContextManager[Conn]:
-        """One write transaction."""
-
-    @abc.abstractmethod
-    def read(self) -> AbstractContextManager[Conn]:
-        """A connection for reads (autocommit)."""
-
-    @abc.abstractmethod
-    def close(self) -> None: ...
-
-    def on_connection_lost(self, tell: Callable[[BaseException], None]) -> None:
-        """See `Store.on_connection_lost`; a dialect without a pool of kept connections has
-        nothing to tell."""
-        del tell  # nothing kept between calls here
-
-    @abc.abstractmethod
-    def lock_migrations(self, conn: Conn) -> None:
-        """Serialise migrate() across processes, in the transaction write() opened."""
-
-    @abc.abstractmethod
-    def lock_claims(self, conn: Conn) -> None:
-        """Serialise claim() and every change of the queue's heads across processes, in the
-        transaction write() opened."""
-
-    @abc.abstractmethod
-    def apply(self, conn: Conn, migration: Migration) -> None: ...
-
-    @abc.abstractmethod
-    def value(self, column: str, value: Any) -> Any:
-        """A Python value (timestamps as aware datetimes, health as a dict) as the driver
-        takes it for `column`."""
-
-    @abc.abstractmethod
-    def insert_events(self, conn: Conn, rows: list[tuple[Any, ...]]) -> None:
-        """Rows of EVENT_COLUMNS, the payload as JSON text."""
-
-    @abc.abstractmethod
-    def is_unique_violation(self, e: BaseException) -> bool: ...
-
-    @abc.abstractmethod
-    def claim_skipped(self, e: BaseException) -> bool:
-        """A claim that gave way to another process's (logged; the next round tries again)."""
 
 
 class SQLStore(Store):
@@ -128,13 +68,31 @@ class SQLStore(Store):
     def _now(self) -> Any:
         return self.dialect.value("updated_at", self._clock())
 
+    @contextmanager
+    def _mapped(self) -> Iterator[None]:
+        """The one place a driver's error becomes the core's (see the module's docstring)."""
+        try:
+            yield
+        except StoreUnavailable:
+            raise
+        except Exception as e:
+            why = self.dialect.unavailable(e)
+            if why is None:
+                raise
+            raise StoreUnavailable(why) from e
+
+    @contextmanager
+    def _write(self) -> Iterator[Conn]:
+        with self._mapped(), self.dialect.write() as conn:
+            yield conn
+
     def _read(self, query: str, params: Sequence[Any] = ()) -> list[Row]:
-        with self.dialect.read() as conn:
+        with self._mapped(), self.dialect.read() as conn:
             return conn.rows(query, params)
 
     # -- schema -----------------------------------------------------------------------------
     def migrate(self) -> None:
-        with self.dialect.write() as conn:
+        with self._write() as conn:
             self.dialect.lock_migrations(conn)
             conn.run(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -157,7 +115,12 @@ class SQLStore(Store):
         self.dialect.close()
 
     def on_connection_lost(self, tell: Callable[[BaseException], None]) -> None:
-        self.dialect.on_connection_lost(tell)
+        def told(error: BaseException) -> None:
+            why = self.dialect.unavailable(error)
+            if why is not None:
+                tell(StoreUnavailable(why))
+
+        self.dialect.on_connection_lost(told)
 
     # -- deployments ------------------------------------------------------------------------
     def submit(
@@ -168,16 +131,20 @@ class SQLStore(Store):
         idempotency_key: str | None,
         action: str = "deploy",
         owner: str | None = None,
+        exposure_policy: str | None = None,
     ) -> tuple[Deployment, bool]:
-        digest = submission(project_id, project_name, build_dir, idempotency_key, action, owner)
+        digest = submission(
+            project_id, project_name, build_dir, idempotency_key, action, owner, exposure_policy
+        )
         now = self._now()
         d = self.dialect
-        with d.write() as conn:
+        with self._write() as conn:
             d.lock_claims(conn)
             made = conn.rows(
                 f"INSERT INTO deployments (id, {d.seq_columns}project_id, project_name,"
-                " build_dir, action, status, idempotency_key, request_hash, owner, created_at,"
-                f" updated_at) VALUES (?, {d.seq_values}?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)"
+                " build_dir, action, status, idempotency_key, request_hash, owner,"
+                " exposure_policy, created_at, updated_at)"
+                f" VALUES (?, {d.seq_values}?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (idempotency_key) DO NOTHING RETURNING *",
                 (
                     new_deployment_id(),
@@ -188,6 +155,7 @@ class SQLStore(Store):
                     idempotency_key,
                     digest,
                     owner,
+                    exposure_policy,
                     now,
                     now,
                 ),
@@ -224,6 +192,10 @@ class SQLStore(Store):
     def claim(self, worker: str, max_running: int) -> Deployment | None:
         if max_running < 1:
             raise ValueError(f"max_running must be at least 1, got {max_running}")
+        with self._mapped():
+            return self._claim(worker, max_running)
+
+    def _claim(self, worker: str, max_running: int) -> Deployment | None:
         try:
             with self.dialect.write() as conn:
                 self.dialect.lock_claims(conn)
@@ -266,7 +238,7 @@ class SQLStore(Store):
         params = [self.dialect.value(c, values[c]) for c in columns]
         moves = "status" in values  # in or out of the queue, or a project's run ending
         try:
-            with self.dialect.write() as conn:
+            with self._write() as conn:
                 if moves:
                     self.dialect.lock_claims(conn)
                 rows = conn.rows(
@@ -287,7 +259,7 @@ class SQLStore(Store):
         return deployment_from_row(rows[0])
 
     def requeue(self, deployment_id: str) -> Deployment:
-        with self.dialect.write() as conn:
+        with self._write() as conn:
             self.dialect.lock_claims(conn)
             rows = conn.rows(
                 "UPDATE deployments SET status = 'queued',"
@@ -343,7 +315,7 @@ class SQLStore(Store):
         if not events:
             return []
         no_nul = self.dialect.no_nul
-        with self.dialect.write() as conn:
+        with self._write() as conn:
             counter = conn.rows(
                 "UPDATE deployments SET last_event_id = last_event_id + ? WHERE id = ?"
                 " RETURNING last_event_id",
@@ -392,7 +364,7 @@ class SQLStore(Store):
 
     # -- sealed secrets ---------------------------------------------------------------------
     def put_sealed(self, project_id: str, key: str, sealed: str) -> None:
-        with self.dialect.write() as conn:
+        with self._write() as conn:
             conn.run(
                 "INSERT INTO sealed_secrets (project_id, key, sealed, updated_at)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT (project_id, key)"
@@ -409,7 +381,7 @@ class SQLStore(Store):
 
     # -- hook replay protection -------------------------------------------------------------
     def remember_signature(self, signature: str, expires_at: float) -> bool:
-        with self.dialect.write() as conn:
+        with self._write() as conn:
             conn.run(
                 "DELETE FROM hook_signatures WHERE expires_at < ?", (self._clock().timestamp(),)
             )

@@ -21,20 +21,24 @@ from typing import Any
 
 import tenacity
 
+from dispatcher.core.errors import StoreError
+from dispatcher.store.dialect import EVENT_COLUMNS, Conn, Dialect, os_outage
 from dispatcher.store.schema import (
     TIMESTAMP_FIELDS,
     Clock,
     Migration,
     Row,
-    StoreError,
     iso,
     split_sqlite_script,
     utc_now,
 )
-from dispatcher.store.sql import EVENT_COLUMNS, Conn, Dialect, SQLStore
+from dispatcher.store.sql import SQLStore
 
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
+# SQLite's primary result codes that pass: disk full, I/O error, cannot open, busy, locked.
+_TRANSIENT = {13: "its disk is full", 10: "an I/O error", 14: "it cannot be opened"}
+_TRANSIENT |= {_SQLITE_BUSY: "it stayed locked", _SQLITE_LOCKED: "it stayed locked"}
 
 
 def _is_busy(e: BaseException) -> bool:
@@ -45,6 +49,17 @@ def _is_busy(e: BaseException) -> bool:
         and code is not None
         and code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
     )
+
+
+def outage(e: BaseException) -> str | None:
+    """Why the SQLite file is away for now, when `e` says it is: a full disk, an I/O error, a
+    file that cannot be opened, a lock held past the busy timeout (the file is still there once
+    that passes); None for a real error."""
+    if isinstance(e, sqlite3.DatabaseError):
+        code = getattr(e, "sqlite_errorcode", None)
+        why = _TRANSIENT.get(code & 0xFF) if code is not None else None
+        return f"SQLite: {why} ({e})" if why else None
+    return os_outage(e)
 
 
 class _Pool:
@@ -264,6 +279,9 @@ class SQLiteDialect(Dialect):
 
     def claim_skipped(self, e: BaseException) -> bool:
         return False  # claims wait on the write lock (busy_timeout) rather than give way
+
+    def unavailable(self, e: BaseException) -> str | None:
+        return outage(e)
 
 
 class SQLiteStore(SQLStore):

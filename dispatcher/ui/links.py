@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from dispatcher.core.signing import signature_for
+from runner.events import DEPLOYMENT_ID_RE
 
 LINK_S = 300.0  # how long a minted link stays valid
 MAX_LINK_S = 3600.0  # a link claiming to be valid longer is refused (not minted by us)
 SESSION_S = 8 * 3600.0
 COOKIE = "forge_ui"
-_TARGET = re.compile(r"^/ui/(deployments/[A-Za-z0-9_-]{1,64})?$")
+_TARGET = re.compile(rf"^/ui/(deployments/{DEPLOYMENT_ID_RE})?$")
 _EXPIRY = re.compile(r"^[0-9]{1,12}$")
 _SIG = re.compile(r"^sha256=[0-9a-f]{64}$")
 

@@ -1,10 +1,11 @@
 """The pages: `/ui/` (every deployment, in-flight ones on top) and `/ui/deployments/{id}`
-(steps, timeline, live log, actions), served from the dispatcher's own app.
+(steps, timeline, live log, actions), served beside the API (`dispatcher.web.app`) over the
+same front door, and importing nothing of the API.
 
 Every route but the link (`/ui/login`) and the static files needs the session cookie
 (`dispatcher.ui.links`): 401 without it. Write actions (POST) also need its CSRF token: 403.
 The page's script follows `/ui/deployments/{id}/events`, the same stream as the hook's
-`/v1/.../events` (`dispatcher.core.hub.follow`: stored, then live; `Last-Event-ID` or `after`
+`/v1/.../events` (`Deployments.follow`: stored, then live; `Last-Event-ID` or `after`
 resumes), under the session instead of a per-request signature, which `EventSource` cannot
 send. Nothing shown is a secret: the rows and events are masked before they are stored.
 """
@@ -23,13 +24,14 @@ from fastapi.templating import Jinja2Templates
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from dispatcher.api.routes.common import ApiSettings, Control, DeploymentId
-from dispatcher.api.routes.events import SEP, sse_chunk
-from dispatcher.core.hub import follow_batches
-from dispatcher.core.policy import Action, Refused, refusal
-from dispatcher.model import StoredEvent
-from dispatcher.store.base import Store
+from dispatcher.core.deployments import Deployments
+from dispatcher.core.errors import Refused, UnknownDeployment
+from dispatcher.core.policy import Action, refusal
+from dispatcher.model import Status
 from dispatcher.ui import links, timeline, views
+from dispatcher.web.params import MAX_ID, DeploymentIdPath
+from dispatcher.web.settings import WebSettings
+from dispatcher.web.sse import SEP, sse_chunk
 
 HERE = Path(__file__).parent
 STATIC = {"ui.js": "text/javascript", "ui.css": "text/css"}
@@ -42,47 +44,69 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-MAX_ID = 2**63 - 1
-STATUSES = ("queued", "running", "live", "unhealthy", "failed", "cancelled")
+STATUSES = tuple(s.value for s in Status)
 
 
-def router(store: Store, control: Control, settings: ApiSettings) -> APIRouter:
-    pages = APIRouter(prefix="/ui", include_in_schema=False)
-    templates = Jinja2Templates(directory=HERE / "templates")
-    secret = settings.hook_secret
+def router(deployments: Deployments, settings: WebSettings) -> APIRouter:
+    pages = Pages(deployments, settings)
+    found = APIRouter(prefix="/ui", include_in_schema=False)
+    found.add_api_route("/login", pages.login, methods=["GET"])
+    found.add_api_route("/static/{name}", pages.static, methods=["GET"])
+    found.add_api_route("/", pages.listing, methods=["GET"])
+    found.add_api_route("/deployments/{deployment_id}", pages.deployment, methods=["GET"])
+    found.add_api_route("/deployments/{deployment_id}/summary", pages.summary, methods=["GET"])
+    found.add_api_route("/deployments/{deployment_id}/log.txt", pages.log, methods=["GET"])
+    found.add_api_route("/deployments/{deployment_id}/events", pages.events, methods=["GET"])
+    found.add_api_route("/deployments/{deployment_id}/{action}", pages.act, methods=["POST"])
+    return found
 
-    def page(request: Request, name: str, code: int = 200, **context: Any) -> HTMLResponse:
-        response = templates.TemplateResponse(request, name, context, status_code=code)
+
+class Pages:
+    """One method per route; each reads or changes state through the front door only."""
+
+    def __init__(self, deployments: Deployments, settings: WebSettings) -> None:
+        self.deployments = deployments
+        self.settings = settings
+        self.secret = settings.hook_secret
+        self.templates = Jinja2Templates(directory=HERE / "templates")
+
+    # -- what every page shares ------------------------------------------------------------
+    def page(self, request: Request, name: str, code: int = 200, **context: Any) -> HTMLResponse:
+        response = self.templates.TemplateResponse(request, name, context, status_code=code)
         response.headers.update(HEADERS)
         return response
 
-    def refused(request: Request, status: int, message: str) -> HTMLResponse:
-        return page(request, "refused.html", status, message=message)
+    def refused(self, request: Request, status: int, message: str) -> HTMLResponse:
+        return self.page(request, "refused.html", status, message=message)
 
-    def session(request: Request) -> str | HTMLResponse:
+    def session(self, request: Request) -> str | HTMLResponse:
+        """The session's id, or the page refusing a request without a valid one."""
         try:
-            return links.session_id(secret, request.cookies.get(links.COOKIE), settings.clock())
+            cookie = request.cookies.get(links.COOKIE)
+            return links.session_id(self.secret, cookie, self.settings.clock())
         except links.LinkError as e:
-            return refused(request, 401, e.message)
+            return self.refused(request, 401, e.message)
 
-    @pages.get("/login")
+    # -- signing in, static files ----------------------------------------------------------
     async def login(
+        self,
         request: Request,
         next_: Annotated[str, Query(alias="next", max_length=200)] = "",
         exp: Annotated[str, Query(max_length=20)] = "",
         sig: Annotated[str, Query(max_length=80)] = "",
     ) -> Response:
         try:
-            link = links.check_link(secret, next_, exp, sig, settings.clock())
+            link = links.check_link(self.secret, next_, exp, sig, self.settings.clock())
         except links.LinkError as e:
-            return refused(request, 401, e.message)
-        if not await run_in_threadpool(store.remember_signature, link.signature, link.expires):
-            return refused(request, 401, "this link was used already: ask for a new one")
+            return self.refused(request, 401, e.message)
+        remember = self.deployments.remember_signature
+        if not await run_in_threadpool(remember, link.signature, link.expires):
+            return self.refused(request, 401, "this link was used already: ask for a new one")
         response = RedirectResponse(link.target, status_code=303)
         response.headers.update(HEADERS)
         response.set_cookie(
             links.COOKIE,
-            links.new_session(secret, settings.clock()),
+            links.new_session(self.secret, self.settings.clock()),
             max_age=int(links.SESSION_S),
             path="/ui/",
             httponly=True,
@@ -91,27 +115,26 @@ def router(store: Store, control: Control, settings: ApiSettings) -> APIRouter:
         )
         return response
 
-    @pages.get("/static/{name}")
-    def static(name: str) -> Response:
+    def static(self, name: str) -> Response:
         if name not in STATIC:
             return PlainTextResponse("not found", status_code=404)
         return FileResponse(HERE / "static" / name, media_type=STATIC[name], headers=HEADERS)
 
-    @pages.get("/")
-    def deployments(
+    # -- reading ---------------------------------------------------------------------------
+    def listing(
+        self,
         request: Request,
         project: Annotated[str | None, Query(max_length=128)] = None,
         status: Annotated[str | None, Query(max_length=16)] = None,
     ) -> Response:
-        who = session(request)
+        who = self.session(request)
         if isinstance(who, Response):
             return who
         project = project or None
         status = status if status in STATUSES else None
-        deps = store.list_deployments(project, limit=500)
-        flight, rest = views.rows(deps, status)
-        projects = sorted({d.project_id for d in store.list_deployments(None, limit=500)})
-        return page(
+        flight, rest = views.rows(self.deployments.newest(project, limit=500), status)
+        projects = sorted({d.project_id for d in self.deployments.newest(None, limit=500)})
+        return self.page(
             request,
             "list.html",
             flight=flight,
@@ -120,16 +143,26 @@ def router(store: Store, control: Control, settings: ApiSettings) -> APIRouter:
             status=status or "",
             statuses=STATUSES,
             projects=projects,
-            csrf=links.csrf_token(secret, who),
+            csrf=links.csrf_token(self.secret, who),
         )
 
-    def detail(request: Request, deployment_id: str, name: str, sid: str) -> Response:
-        dep = store.get(deployment_id)
-        if dep is None:
-            return refused(request, 404, f"no deployment {deployment_id}")
-        events = store.events(deployment_id)
+    def deployment(self, request: Request, deployment_id: DeploymentIdPath) -> Response:
+        return self.detail(request, deployment_id, "page.html")
+
+    def summary(self, request: Request, deployment_id: DeploymentIdPath) -> Response:
+        return self.detail(request, deployment_id, "summary.html")
+
+    def detail(self, request: Request, deployment_id: str, name: str) -> Response:
+        who = self.session(request)
+        if isinstance(who, Response):
+            return who
+        try:
+            dep = self.deployments.get(deployment_id)
+        except UnknownDeployment:
+            return self.refused(request, 404, f"no deployment {deployment_id}")
+        events = self.deployments.events(deployment_id)
         tl = timeline.build(events, dep, time.time())
-        return page(
+        return self.page(
             request,
             name,
             dep=dep,
@@ -140,88 +173,66 @@ def router(store: Store, control: Control, settings: ApiSettings) -> APIRouter:
             icon=views.STATUS_ICONS[dep.status.value],
             refusals={a.value: refusal(a, dep) for a in Action},
             last_id=max((e.id for e in events), default=0),
-            csrf=links.csrf_token(secret, sid),
+            csrf=links.csrf_token(self.secret, who),
         )
 
-    @pages.get("/deployments/{deployment_id}")
-    def deployment(request: Request, deployment_id: DeploymentId) -> Response:
-        who = session(request)
-        return (
-            who if isinstance(who, Response) else detail(request, deployment_id, "page.html", who)
-        )
-
-    @pages.get("/deployments/{deployment_id}/summary")
-    def summary(request: Request, deployment_id: DeploymentId) -> Response:
-        who = session(request)
-        return (
-            who
-            if isinstance(who, Response)
-            else detail(request, deployment_id, "summary.html", who)
-        )
-
-    @pages.get("/deployments/{deployment_id}/log.txt")
-    def log(request: Request, deployment_id: DeploymentId) -> Response:
-        who = session(request)
+    def log(self, request: Request, deployment_id: DeploymentIdPath) -> Response:
+        who = self.session(request)
         if isinstance(who, Response):
             return who
-        if store.get(deployment_id) is None:
-            return refused(request, 404, f"no deployment {deployment_id}")
-        text = views.log_text(store.events(deployment_id))
+        try:
+            self.deployments.get(deployment_id)
+        except UnknownDeployment:
+            return self.refused(request, 404, f"no deployment {deployment_id}")
+        text = views.log_text(self.deployments.events(deployment_id))
         disposition = f'attachment; filename="{deployment_id}.log"'
         return PlainTextResponse(text, headers={**HEADERS, "Content-Disposition": disposition})
 
-    @pages.get("/deployments/{deployment_id}/events")
     async def events(
+        self,
         request: Request,
-        deployment_id: DeploymentId,
+        deployment_id: DeploymentIdPath,
         after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
         last_event_id: Annotated[int, Header(alias="Last-Event-ID", ge=0, le=MAX_ID)] = 0,
     ) -> Response:
-        who = session(request)
+        who = self.session(request)
         if isinstance(who, Response):
             return who
-        if await run_in_threadpool(store.get, deployment_id) is None:
-            return refused(request, 404, f"no deployment {deployment_id}")
-        followed: AsyncIterator[list[StoredEvent]] = follow_batches(
-            store,
-            lambda: control.subscribe(deployment_id),
-            deployment_id,
-            max(after, last_event_id),
-            tick_s=settings.sse_tick_s,
-        )
+        try:
+            await run_in_threadpool(self.deployments.get, deployment_id)
+        except UnknownDeployment:
+            return self.refused(request, 404, f"no deployment {deployment_id}")
+        start, tick_s = max(after, last_event_id), self.settings.sse_tick_s
 
         async def sse() -> AsyncIterator[bytes | ServerSentEvent]:
-            async for batch in followed:
+            async for batch in self.deployments.follow(deployment_id, start, tick_s):
                 yield sse_chunk(batch)
             yield ServerSentEvent(data="{}", event="end", sep=SEP)  # the page stops reconnecting
 
-        return EventSourceResponse(sse(), ping=settings.sse_ping_s, headers=HEADERS, sep=SEP)
+        return EventSourceResponse(sse(), ping=self.settings.sse_ping_s, headers=HEADERS, sep=SEP)
 
-    @pages.post("/deployments/{deployment_id}/{action}")
+    # -- acting ----------------------------------------------------------------------------
     async def act(
+        self,
         request: Request,
-        deployment_id: DeploymentId,
+        deployment_id: DeploymentIdPath,
         action: Action,
         x_csrf_token: Annotated[str | None, Header()] = None,
     ) -> Response:
-        who = session(request)
+        who = self.session(request)
         if isinstance(who, Response):
             return who
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         try:
-            links.check_csrf(secret, who, x_csrf_token or (form.get("csrf") or [""])[0])
+            links.check_csrf(self.secret, who, x_csrf_token or (form.get("csrf") or [""])[0])
         except links.LinkError as e:
-            return refused(request, 403, e.message)
-        if await run_in_threadpool(store.get, deployment_id) is None:
-            return refused(request, 404, f"no deployment {deployment_id}")
+            return self.refused(request, 403, e.message)
         try:
-            done = await run_in_threadpool(getattr(control, action.value), deployment_id)
+            done = await run_in_threadpool(getattr(self.deployments, action.value), deployment_id)
         except Refused as e:
-            return refused(request, 409, e.message)
-        except LookupError:
-            return refused(request, 404, f"no deployment {deployment_id}")
+            return self.refused(request, 409, e.message)
+        except UnknownDeployment:
+            return self.refused(request, 404, f"no deployment {deployment_id}")
         response = RedirectResponse(f"/ui/deployments/{done.id}", status_code=303)
         response.headers.update(HEADERS)
         return response
-
-    return pages

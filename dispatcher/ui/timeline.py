@@ -16,9 +16,11 @@ from html import escape
 from typing import Any
 
 from dispatcher.model import TERMINAL, Deployment, StoredEvent
+from runner.providers.catalog import PROVIDERS
 
-LANES = ("github", "supabase", "vercel", "health")
-TITLES = {"github": "GitHub", "supabase": "Supabase", "vercel": "Vercel", "health": "Health"}
+# One lane per provider (the runner's descriptors), then the health check.
+LANES = (*(p.name for p in PROVIDERS), "health")
+TITLES = {**{p.name: p.title for p in PROVIDERS}, "health": "Health"}
 # The sub-step whose end finishes a lane.
 LAST = {
     "github": "github.push",

@@ -35,13 +35,14 @@ from dispatcher import embedded
 from dispatcher import settings as dispatcher_settings
 from dispatcher.client import Client
 from dispatcher.core import signing
+from dispatcher.core.ports import Store
 from dispatcher.core.service import Dispatcher
 from dispatcher.model import TERMINAL
-from dispatcher.store.base import Store
 from dispatcher.store.open import open_store
 from tests.image.conftest import docker_client, runner_image  # noqa: F401 - fixtures
 from tests.support import runner as runner_support
 from tests.support.clis import REPO
+from tests.support.core import CoreWorld
 from tests.support.sandbox import SandboxProcess
 
 EXAMPLE = REPO / "examples" / "hello-app"
@@ -63,9 +64,19 @@ def local_settings(builds_root: Path, state_dir: Path) -> dispatcher_settings.Se
 
 def migrated_store(settings: dispatcher_settings.Settings) -> Store:
     """`settings`' store, opened and migrated."""
-    store = open_store(settings.database_url, settings.database_password)
+    store = open_store(settings.store.url, settings.store.password)
     store.migrate()
     return store
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[CoreWorld]:
+    """The core tier's dispatcher (tests/support/core.py), closed at the end of the test."""
+    made = CoreWorld(tmp_path)
+    try:
+        yield made
+    finally:
+        made.close()
 
 
 class Signer:
@@ -337,7 +348,7 @@ def start_dispatcher(
         dispatcher, base = stack.enter_context(embedded.running(settings))
         running = RunningDispatcher(
             base,
-            settings.hook_secret,
+            settings.hook.secret,
             builds_root,
             dispatcher=dispatcher,
             settings=settings,
@@ -369,7 +380,7 @@ def _stop_runners(running: RunningDispatcher) -> None:
     store = running.dispatcher.store
     for dep in store.running():
         with contextlib.suppress(Exception):
-            running.dispatcher.cancel(dep.id)
+            running.dispatcher.deployments.cancel(dep.id)
     deadline = time.monotonic() + 60
     while store.running() and time.monotonic() < deadline:
         time.sleep(0.2)

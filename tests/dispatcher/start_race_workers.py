@@ -39,6 +39,6 @@ def load_settings(state_dir: str, builds_root: str, barrier: Barrier, keys: Queu
             {"FORGE_STATE_DIR": state_dir, "FORGE_BUILDS_ROOT": builds_root},
             require_secret=False,
         )
-        keys.put(f"{loaded.seal_public_key} {loaded.seal_private_key}")
+        keys.put(f"{loaded.runner.seal_public_key} {loaded.runner.seal_private_key}")
     except Exception:
         keys.put(f"failed:\n{traceback.format_exc()}")

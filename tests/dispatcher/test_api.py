@@ -24,16 +24,16 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from dispatcher.api.app import ApiSettings, create_app
-from dispatcher.builds import BuildDirError, resolve_build_dir
 from dispatcher.core import signing
+from dispatcher.core.builds import BuildDirError, resolve_build_dir
+from dispatcher.core.deployments import Deployments
 from dispatcher.core.hub import EventHub
 from dispatcher.core.metrics import Metrics
 from dispatcher.core.policy import Action, refusal
-from dispatcher.core.service import Dispatcher
+from dispatcher.core.ports import NewEvent, Store
 from dispatcher.model import TERMINAL, Deployment, Patch, Status, StoredEvent
-from dispatcher.store.base import NewEvent, Store
 from dispatcher.store.open import open_store
+from dispatcher.web.app import WebSettings, create_app
 from tests.support.core import idle_core
 
 NOW = 1_700_000_000.0  # for the pure tests
@@ -46,7 +46,7 @@ class Api:
     client: TestClient
     store: Store
     hub: EventHub
-    control: Dispatcher
+    control: Deployments
     root: Path
     metrics: Metrics
     now: float
@@ -125,28 +125,27 @@ def api(database_url: str, builds_root: Path, tmp_path: Path) -> Iterator[Api]:
     store = open_store(database_url)
     store.migrate()
     hub = EventHub()
-    control = idle_core(store, SECRET, builds_root, tmp_path, hub)
+    control = idle_core(store, builds_root, hub)
     metrics = Metrics()
     now = float(int(time.time()))
-    settings = ApiSettings(
+    settings = WebSettings(
         hook_secret=SECRET,
-        builds_root=builds_root,
         max_body_bytes=LIMIT,
         clock=lambda: now,
         sse_tick_s=0.05,
         metrics=metrics,
     )
-    app = create_app(store, control, settings)
+    app = create_app(control, settings)
     try:
         with TestClient(app, raise_server_exceptions=False) as client:
             handle = Api(client, store, hub, control, builds_root, metrics, now)
-            real_wake = control.wake
+            real_wake = control.queue.wake
 
             def counted_wake() -> None:  # a spy: counts, then wakes the real queue
                 handle.wakes += 1
                 real_wake()
 
-            control.wake = counted_wake  # type: ignore[method-assign]
+            control.queue.wake = counted_wake  # type: ignore[method-assign]
             yield handle
         leaked = [text for text in handle.responses if SECRET.decode() in text]
         assert not leaked, "the hook secret reached a response"
@@ -200,6 +199,38 @@ def test_idempotency_key_returns_the_same_deployment(api: Api) -> None:
     assert other.status_code == 409
     assert _error(other)["code"] == "idempotency_conflict"
     assert api.count() == 1
+
+
+def test_a_deploy_may_set_its_exposure_policy(api: Api) -> None:
+    """Issue 27's per-deploy policy: `exposure_policy` ("warn" | "fail") is validated like the
+    other fields, kept with the deployment and answered back; absent, it stays null (the
+    runner's own default). It is part of what an Idempotency-Key is bound to. (The runner
+    receives it as FORGE_EXPOSURE_POLICY: tests/dispatcher/test_core_commands.py.)"""
+    body = {"project_id": "p1", "project_name": "shop-front", "build_dir": "app-1"}
+    strict = api.post("/v1/deployments", {**body, "exposure_policy": "fail"})
+    assert strict.status_code == 202, strict.text
+    assert strict.json()["exposure_policy"] == "fail"
+    kept = api.store.get(strict.json()["id"])
+    assert kept is not None and kept.exposure_policy == "fail"
+    plain = api.post("/v1/deployments", body)
+    assert plain.status_code == 202 and plain.json()["exposure_policy"] is None
+    for bad in ("loud", "", None, 1, ["fail"]):
+        before = api.count()
+        r = api.post("/v1/deployments", {**body, "exposure_policy": bad})
+        if bad is None:  # the same as absent
+            assert r.status_code == 202, r.text
+            continue
+        assert r.status_code == 422, (bad, r.text)
+        assert _error(r)["code"] == "invalid_request" and "exposure_policy" in _error(r)["message"]
+        assert api.count() == before
+    key = {"Idempotency-Key": "policy-1"}
+    assert api.post("/v1/deployments", {**body, "exposure_policy": "warn"}, key).status_code == 202
+    other = api.post("/v1/deployments", {**body, "exposure_policy": "fail"}, key)
+    assert other.status_code == 409 and _error(other)["code"] == "idempotency_conflict"
+    field = api.client.get("/openapi.json").json()["components"]["schemas"]["CreateDeployment"]
+    policy = field["properties"]["exposure_policy"]
+    assert "exposure_policy" not in field.get("required", [])
+    assert {"enum": ["warn", "fail"], "type": "string"} in policy["anyOf"], policy
 
 
 # -- authentication --------------------------------------------------------------------------------
@@ -688,10 +719,8 @@ def test_two_apps_in_one_process_keep_their_own_metrics(
     other_store = open_store(f"sqlite:///{tmp_path / 'other.db'}")
     other_store.migrate()
     try:
-        settings = ApiSettings(hook_secret=SECRET, builds_root=builds_root, metrics=Metrics())
-        other = create_app(
-            other_store, idle_core(other_store, SECRET, builds_root, tmp_path), settings
-        )
+        settings = WebSettings(hook_secret=SECRET, metrics=Metrics())
+        other = create_app(idle_core(other_store, builds_root), settings)
         with TestClient(other) as client:
             assert client.get("/metrics").status_code == 200
     finally:
@@ -703,8 +732,8 @@ def test_healthz_reports_an_unreachable_store(
 ) -> None:
     store = open_store(database_url)
     store.migrate()
-    settings = ApiSettings(hook_secret=SECRET, builds_root=builds_root, metrics=Metrics())
-    app = create_app(store, idle_core(store, SECRET, builds_root, tmp_path), settings)
+    settings = WebSettings(hook_secret=SECRET, metrics=Metrics())
+    app = create_app(idle_core(store, builds_root), settings)
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.get("/healthz").json() == {"ok": True, "store": "ok"}
         store.close()

@@ -29,12 +29,12 @@ from schemathesis.core.result import Ok
 from schemathesis.schemas import BaseSchema
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from dispatcher.api.app import ApiSettings, create_app
 from dispatcher.core import signing
 from dispatcher.core.metrics import Metrics
+from dispatcher.core.ports import NewEvent
 from dispatcher.model import Patch, Status
-from dispatcher.store.base import NewEvent
 from dispatcher.store.open import open_store
+from dispatcher.web.app import WebSettings, create_app
 from tests.support.core import idle_core
 
 SECRET = b"schemathesis-hook-secret-0123456789"
@@ -102,11 +102,9 @@ def target(tmp_path: Path) -> Iterator[Target]:
     store.update(cancelled.id, Patch(status=Status.CANCELLED))
     now = float(int(time.time()))
     app = create_app(
-        store,
-        idle_core(store, SECRET, root, tmp_path),
-        ApiSettings(
+        idle_core(store, root),
+        WebSettings(
             hook_secret=SECRET,
-            builds_root=root,
             clock=lambda: now,
             sse_tick_s=0.01,
             metrics=Metrics(),

@@ -13,12 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from dispatcher.core.attempts import Attempt
-from dispatcher.launchers.base import Exit, Handle, Launcher, RunSpec
+from dispatcher.core.ports import Exit, Handle, Launcher, RunSpec, Store
+from dispatcher.core.service import Dispatcher
 from dispatcher.model import Deployment, Status
-from dispatcher.store.base import Store
 from runner.events import VERSION, Event, EventType
-from runner.masking import Masker
 from tests.dispatcher.conftest import local_settings, migrated_store
 
 
@@ -94,8 +92,7 @@ def run_attempt(tmp_path: Path, launcher: Launcher) -> tuple[Store, Deployment]:
     store.submit("p1", "shop", str(tmp_path / "shop"), None)
     claimed = store.claim("w", 4)
     assert claimed is not None
-    attempt = Attempt(settings, store, launcher, claimed, Masker(), lambda e: None, lambda d: None)
-    return store, attempt.run()
+    return store, Dispatcher(settings, store, launcher).workers.run(claimed, slot=False)
 
 
 def runner_seqs(store: Store, deployment_id: str) -> list[int]:

@@ -3,12 +3,14 @@ file, in the runner's own format (read back here with the runner's own reader)."
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from dispatcher.core.attempts import build_spec
-from dispatcher.core.ingest import Ingestor, write_change
+from dispatcher.core.deployments import Deployments
+from dispatcher.core.ingest import Ingestor
+from dispatcher.core.ports import Store
 from dispatcher.model import Patch, Status
-from dispatcher.store.base import Store
 from runner.checkpoints import SEALED_DB_PASSWORD, Checkpoints
 from runner.events import VERSION, Event, EventType
 from runner.masking import Masker
@@ -34,16 +36,16 @@ def test_a_new_attempt_and_a_redeploy_start_from_the_stored_checkpoints(tmp_path
         store.submit("p1", "shop", str(tmp_path), None)
         first = store.claim("w", 4)
         assert first is not None
-        spec = build_spec(settings, store, first, tmp_path)
+        front = Deployments(store, builds_root=tmp_path)
+        spec = build_spec(settings, first, tmp_path, front.checkpoints(first))
         assert spec.resume_events is None  # nothing kept yet
 
         # Attempt 1 reports checkpoints among many other lines (more than one page of events).
         ingest = Ingestor(
-            store,
-            first.id,
+            partial(front.record, first.id),
             first.attempt,
             Masker(),
-            on_change=lambda changes: [write_change(store, first, c) for c in changes] and None,
+            on_change=lambda changes: front.apply(first, changes) and None,
         )
         lines = [runner_line(1, EventType.CHECKPOINT, key="github.repo", value="acme/shop")]
         lines += [
@@ -62,7 +64,7 @@ def test_a_new_attempt_and_a_redeploy_start_from_the_stored_checkpoints(tmp_path
         store.requeue(first.id)
         second = store.claim("w", 4)
         assert second is not None and second.attempt == 2
-        spec = build_spec(settings, store, second, tmp_path)
+        spec = build_spec(settings, second, tmp_path, front.checkpoints(second))
         assert resume_values(tmp_path, spec.resume_events) == {
             SEALED_DB_PASSWORD: "s1",
             "github.repo": "acme/x",  # the later one wins
@@ -75,7 +77,7 @@ def test_a_new_attempt_and_a_redeploy_start_from_the_stored_checkpoints(tmp_path
         store.submit("p1", "shop", str(tmp_path), None)
         redeploy = store.claim("w", 4)
         assert redeploy is not None and redeploy.id != first.id
-        spec = build_spec(settings, store, redeploy, tmp_path)
+        spec = build_spec(settings, redeploy, tmp_path, front.checkpoints(redeploy))
         assert resume_values(tmp_path, spec.resume_events) == {SEALED_DB_PASSWORD: "s1"}
 
         # A teardown resumes nothing.
@@ -83,6 +85,6 @@ def test_a_new_attempt_and_a_redeploy_start_from_the_stored_checkpoints(tmp_path
         store.submit("p1", "shop", str(tmp_path), None, action="teardown")
         teardown = store.claim("w", 4)
         assert teardown is not None and teardown.action == "teardown"
-        assert build_spec(settings, store, teardown, tmp_path).resume_events is None
+        assert build_spec(settings, teardown, tmp_path, {}).resume_events is None
     finally:
         store.close()

@@ -3,7 +3,7 @@ repeat is not sent twice, and the memory does not grow with every deployment eve
 
 from __future__ import annotations
 
-from dispatcher.core import callbacks
+from dispatcher import callbacks
 from dispatcher.model import Deployment, Status
 
 

@@ -4,8 +4,8 @@ claim takes at this depth is bench/scale.py's part 5; no timing here.)"""
 
 from __future__ import annotations
 
+from dispatcher.core.ports import Store
 from dispatcher.model import Patch, Status
-from dispatcher.store.base import Store
 from runner.events import utc_now
 from tests.dispatcher.test_store import backend, store  # noqa: F401 - fixtures
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,11 +28,11 @@ from typing import Any
 import docker
 import pytest
 
-from dispatcher.container import container_name
-from dispatcher.core.attempts import Attempt
-from dispatcher.launchers.process import ProcessLauncher
+from dispatcher.core.hub import EventHub
+from dispatcher.core.ports import attempt_name
+from dispatcher.core.service import Dispatcher
+from dispatcher.launchers.process.launcher import ProcessLauncher
 from dispatcher.model import Patch, Status, StoredEvent
-from runner.masking import Masker
 from tests.dispatcher.conftest import (
     RunningDispatcher,
     dump_postgres,
@@ -87,7 +87,7 @@ class Watcher:
                 if dep["status"] == "running" and dep["step"] and dep["step"] not in self.steps:
                     self.steps.append(dep["step"])
                 if self.e2e.launcher_kind == "docker" and dep["attempt"] >= 1:
-                    self._inspect(container_name(self.deployment_id, dep["attempt"]))
+                    self._inspect(attempt_name(self.deployment_id, dep["attempt"]))
         except BaseException as e:  # reported by __exit__
             self.errors.append(e)
 
@@ -118,8 +118,8 @@ def assert_no_secret(
     `docker inspect`."""
     known = sandbox_secrets(sandbox)
     known["hook secret"] = e2e.secret.decode()
-    known["seal private key"] = e2e.settings.seal_private_key
-    url = e2e.settings.database_url
+    known["seal private key"] = e2e.settings.runner.seal_private_key
+    url = e2e.settings.store.url
     rows = (
         dump_sqlite(Path(url.removeprefix("sqlite:///")))
         if url.startswith("sqlite")
@@ -223,10 +223,10 @@ def test_cancel_mid_deploy_ends_cancelled_in_the_grace_and_a_retry_ends_live(
     assert all(h.deployment_id != dep_id for h in launcher.running())
     if e2e.launcher_kind == "docker":
         with pytest.raises(docker.errors.NotFound):
-            launcher.client.containers.get(container_name(dep_id, 1))  # type: ignore[attr-defined]
+            launcher.client.containers.get(attempt_name(dep_id, 1))  # type: ignore[attr-defined]
     else:
         assert isinstance(launcher, ProcessLauncher)
-        assert not (launcher.workdir / container_name(dep_id, 1)).exists()
+        assert not (launcher.workdir / attempt_name(dep_id, 1)).exists()
         pid = int(next(e for e in events if e["type"] == "status")["payload"]["ref"])
         assert gone(pid), f"the runner's wrapper {pid} still runs"
 
@@ -304,9 +304,13 @@ def test_a_deployment_claimed_with_its_cancel_already_requested_ends_without_a_r
         claimed = store.claim("replica-1", 4)
         assert claimed is not None and claimed.status is Status.RUNNING
         published: list[StoredEvent] = []
-        final = Attempt(
-            settings, store, launcher, claimed, Masker(), published.append, lambda d: None
-        ).run()
+
+        class Published(EventHub):
+            def publish_all(self, events: Iterable[StoredEvent]) -> None:
+                published.extend(events)
+
+        core = Dispatcher(settings, store, launcher, hub=Published())
+        final = core.workers.run(claimed, slot=False)
         assert (final.status, final.attempt) == (Status.CANCELLED, 1)
         assert launcher.running() == [] and store.running() == []
         events = store.events(dep.id)

@@ -37,8 +37,8 @@ def test_two_replicas_on_one_postgresql_share_the_queue(
         "process",
         "postgresql",
         FORGE_REPLICA_ID="replica-b",
-        FORGE_DATABASE_URL=first.settings.database_url,
-        FORGE_HOOK_SECRET=first.settings.hook_secret.decode(),
+        FORGE_DATABASE_URL=first.settings.store.url,
+        FORGE_HOOK_SECRET=first.settings.hook.secret.decode(),
         **shared,
     )
     tag = uuid.uuid4().hex[:6]

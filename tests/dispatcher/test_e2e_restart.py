@@ -28,18 +28,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from dispatcher.container import SECRETS_ROOT, container_name, secrets_dir
 from dispatcher.core.attempts import build_spec
 from dispatcher.core.ingest import Ingestor
+from dispatcher.core.ports import attempt_name
 from dispatcher.core.service import Dispatcher
 from dispatcher.embedded import _free_port
-from dispatcher.launchers.process import ProcessLauncher
+from dispatcher.launchers.docker.files import SECRETS_ROOT, attempt_folder
+from dispatcher.launchers.process.launcher import ProcessLauncher
 from dispatcher.model import Status
 from runner.masking import Masker
 from tests.dispatcher.conftest import (
@@ -191,8 +193,8 @@ def test_sigkill_mid_deploys_then_restart_ends_each_live_with_its_whole_log(
 
         # Nothing left of the runners.
         for dep_id in ids:
-            assert not secrets_dir(dep_id, 1, SECRETS_ROOT).exists()
-            assert not (state / "runs" / container_name(dep_id, 1)).exists()
+            assert not attempt_folder(dep_id, 1, SECRETS_ROOT).exists()
+            assert not (state / "runs" / attempt_name(dep_id, 1)).exists()
             if launcher == "process":
                 refs = [
                     e["payload"]["ref"]
@@ -248,11 +250,11 @@ def test_a_restart_after_the_eof_was_stored_keeps_the_runners_own_outcome(
     dispatcher = Dispatcher(settings, store, launcher)
     try:
         store.submit("p1", "app", str(builds / "app"), None)
-        dep = store.claim(settings.replica_id, 4)
+        dep = store.claim(settings.attempts.replica_id, 4)
         assert dep is not None
         # What the first dispatcher did before it died: launch, and store the whole stream.
-        handle = launcher.launch(build_spec(settings, store, dep, builds / "app"))
-        first = Ingestor(store, dep.id, dep.attempt, Masker())
+        handle = launcher.launch(build_spec(settings, dep, builds / "app", {}))
+        first = Ingestor(partial(dispatcher.deployments.record, dep.id), dep.attempt, Masker())
         first.note("status", status="running", ref=handle.ref, reattached=False)
         for line in launcher.stream(handle):
             first.line(line)

@@ -11,14 +11,16 @@ import asyncio
 import io
 import threading
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+from dispatcher.core.deployments import Deployments
 from dispatcher.core.hub import EventHub, follow
 from dispatcher.core.ingest import Ingestor
+from dispatcher.core.ports import Store
 from dispatcher.model import Patch, Status
-from dispatcher.store.base import Store
 from dispatcher.store.open import open_store
 from runner.events import EventType, EventWriter, utc_now
 from runner.masking import Masker
@@ -63,7 +65,8 @@ def test_every_watcher_gets_every_event_once(store: Store, queue_size: int) -> N
     running = store.claim("w", 1)
     assert running is not None and running.id == dep.id
     lines = runner_stdout(dep.id)
-    ingest = Ingestor(store, dep.id, running.attempt, Masker(), hub.publish, batch=7)
+    front = Deployments(store, builds_root=Path("/nonexistent"), hub=hub)
+    ingest = Ingestor(partial(front.record, dep.id), running.attempt, Masker(), batch=7)
     half_stored = threading.Event()
 
     def runner() -> None:  # as Attempt.run: lines in, batches stored and published

@@ -3,7 +3,7 @@ changed, and what an event means for the dashboard row is a `Patch`, a sealed va
 
 from __future__ import annotations
 
-from dispatcher.core.ingest import Folded, Sealed, fold
+from dispatcher.core.status import Folded, Sealed, fold
 from dispatcher.model import Patch
 from runner.checkpoints import SEALED_DB_PASSWORD
 from runner.events import EventType

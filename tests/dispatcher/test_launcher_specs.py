@@ -12,23 +12,29 @@ from typing import Any
 
 import pytest
 
-from dispatcher.container import BUILD_MOUNT, SECRETS_MOUNT, docker_run_command, split_env
-from dispatcher.launchers.base import RunSpec
-from dispatcher.launchers.specs import (
-    EVENTS_COPY_MOUNT,
+from dispatcher.core.ports import RunSpec
+from dispatcher.core.secrets import split_env
+from dispatcher.launchers.common import (
+    BUILD_MOUNT,
     LABEL_MANAGED,
-    RESUME_MOUNT,
-    default_base_env,
-    docker_container_spec,
-    docker_events_copy_file,
-    docker_resume_file,
-    docker_secrets_file,
-    handle_fields,
-    process_plan,
     refuse_secret_values,
     runner_command,
     split_lines,
 )
+from dispatcher.launchers.docker.files import (
+    EVENTS_COPY_MOUNT,
+    RESUME_MOUNT,
+    events_copy_file,
+    resume_file,
+    secrets_file,
+)
+from dispatcher.launchers.docker.spec import (
+    SECRETS_MOUNT,
+    docker_container_spec,
+    docker_run_command,
+    handle_fields,
+)
+from dispatcher.launchers.process.plan import default_base_env, process_plan
 
 SECRETS = {
     "GH_TOKEN": "ghp_SPECTEST0secret0github0token000",
@@ -132,7 +138,7 @@ def test_docker_spec_holds_no_secret_value_and_mounts_the_file() -> None:
     assert secrets == [
         {
             "Type": "bind",
-            "Source": str(docker_secrets_file(run_spec())),
+            "Source": str(secrets_file(run_spec().deployment_id, 1)),
             "Target": SECRETS_MOUNT,
             "ReadOnly": True,
         }
@@ -157,7 +163,7 @@ def test_docker_resume_events_are_a_read_only_file() -> None:
     assert resume == [
         {
             "Type": "bind",
-            "Source": str(docker_resume_file(run_spec(2))),
+            "Source": str(resume_file(run_spec(2).deployment_id, 2)),
             "Target": RESUME_MOUNT,
             "ReadOnly": True,
         }
@@ -181,7 +187,7 @@ def test_docker_hardening_is_all_there() -> None:
     assert writable == [
         {
             "Type": "bind",
-            "Source": str(docker_events_copy_file(run_spec().deployment_id, 1)),
+            "Source": str(events_copy_file(run_spec().deployment_id, 1)),
             "Target": EVENTS_COPY_MOUNT,
             "ReadOnly": False,
         }

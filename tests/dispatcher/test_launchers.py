@@ -30,11 +30,12 @@ from pathlib import Path
 import docker
 import pytest
 
-from dispatcher.container import SECRETS_ROOT, secrets_dir, split_env
-from dispatcher.launchers.base import Exit, Handle, Launcher, RunSpec
-from dispatcher.launchers.docker import DockerLauncher
-from dispatcher.launchers.process import ProcessLauncher
-from dispatcher.launchers.specs import default_base_env
+from dispatcher.core.ports import Exit, Handle, Launcher, RunSpec
+from dispatcher.core.secrets import split_env
+from dispatcher.launchers.docker.files import SECRETS_ROOT, attempt_folder
+from dispatcher.launchers.docker.launcher import DockerLauncher
+from dispatcher.launchers.process.launcher import ProcessLauncher
+from dispatcher.launchers.process.plan import default_base_env
 from runner.events import Event, EventType, parse_event
 from runner.sealing import new_keypair
 from tests.image.conftest import docker_client, runner_image  # noqa: F401 - fixtures
@@ -164,7 +165,7 @@ def assert_removed(launcher: Launcher, handle: Handle, spec: RunSpec) -> None:
     if isinstance(launcher, DockerLauncher):
         with pytest.raises(docker.errors.NotFound):
             launcher.client.containers.get(spec.name)
-        assert not secrets_dir(spec.deployment_id, spec.attempt, SECRETS_ROOT).exists()
+        assert not attempt_folder(spec.deployment_id, spec.attempt, SECRETS_ROOT).exists()
     else:
         assert isinstance(launcher, ProcessLauncher)
         assert not (launcher.workdir / spec.name).exists()
@@ -338,9 +339,9 @@ def test_a_dispatcher_killed_mid_run_leaves_the_process_runner_to_finish(
     script = (
         "import json, os, signal, sys\n"
         "from pathlib import Path\n"
-        "from dispatcher.launchers.base import RunSpec\n"
-        "from dispatcher.launchers.process import ProcessLauncher\n"
-        "from dispatcher.launchers.specs import default_base_env\n"
+        "from dispatcher.core.ports import RunSpec\n"
+        "from dispatcher.launchers.process.launcher import ProcessLauncher\n"
+        "from dispatcher.launchers.process.plan import default_base_env\n"
         "raw = json.loads(sys.stdin.read())\n"
         "spec = RunSpec(raw['id'], 1, Path(raw['build']), tuple(raw['args']), raw['env'],"
         " raw['secrets'])\n"

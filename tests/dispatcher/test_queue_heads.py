@@ -10,8 +10,8 @@ import random
 
 import pytest
 
+from dispatcher.core.ports import Store
 from dispatcher.model import Patch, Status
-from dispatcher.store.base import Store
 from runner.events import utc_now
 from tests.dispatcher.test_store import Backend, backend, store  # noqa: F401 - fixtures
 

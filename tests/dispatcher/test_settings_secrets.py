@@ -11,8 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from dispatcher import settings
+from dispatcher.core.errors import StoreError
 from dispatcher.store.open import open_store
-from dispatcher.store.schema import StoreError
 from sandbox.postgres import PostgresError, external_server
 
 
@@ -38,7 +38,7 @@ def without_password(url: str) -> tuple[str, str]:
 def test_the_hook_secret_is_read_from_its_file(tmp_path: Path) -> None:
     key = "k" * 32
     env = {**base_env(tmp_path), "FORGE_HOOK_SECRET_FILE": file_with(tmp_path, "h", f"{key}\n")}
-    assert settings.load(env).hook_secret == key.encode()
+    assert settings.load(env).hook.secret == key.encode()
 
 
 def hook_env(tmp_path: Path, case: str) -> dict[str, str]:
@@ -97,12 +97,12 @@ def test_the_store_connects_with_the_password_from_its_file(
     url, password = without_password(postgres_url)
     env = {**base_env(tmp_path), "FORGE_HOOK_SECRET": "k" * 32, "FORGE_DATABASE_URL": url}
     with pytest.raises(StoreError):  # the server asks for a password: without it, refused
-        open_store(url, settings.load(env).database_password)
+        open_store(url, settings.load(env).store.password)
     loaded = settings.load(
         {**env, "FORGE_DATABASE_PASSWORD_FILE": file_with(tmp_path, "pw", password + "\n")}
     )
-    assert loaded.database_url == url and password not in repr(loaded)
-    store = open_store(loaded.database_url, loaded.database_password)
+    assert loaded.store.url == url and password not in repr(loaded)
+    store = open_store(loaded.store.url, loaded.store.password)
     try:
         store.migrate()
         assert store.get("no-such-deployment") is None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.store.schema import StoreError
+from dispatcher.core.errors import StoreError
 from dispatcher.store.sqlite import SQLiteStore
 from tests.dispatcher.start_race_workers import load_settings, open_new_files
 

@@ -17,15 +17,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from dispatcher.core.errors import Conflict, InvalidTransition, StoreError, UnknownDeployment
+from dispatcher.core.ports import NewEvent, Store
 from dispatcher.model import Patch, Status
-from dispatcher.store.base import Conflict, NewEvent, Store
 from dispatcher.store.open import open_store
 from dispatcher.store.postgres import PostgresStore
 from dispatcher.store.schema import (
-    InvalidTransition,
     MigrationError,
-    StoreError,
-    UnknownDeployment,
     load_migrations,
     pending,
     split_sqlite_script,
@@ -43,6 +41,7 @@ DEPLOYMENT_COLUMNS = {
     "attempt", "step", "app_url", "repo_url", "database_url", "health", "error", "exit_code",
     "idempotency_key", "request_hash", "owner", "created_at", "updated_at", "started_at",
     "finished_at", "cancel_requested", "claimed_by", "last_event_id", "queue_head",
+    "exposure_policy",
 }  # fmt: skip
 TABLE_COLUMNS = {
     "deployments": DEPLOYMENT_COLUMNS,

@@ -1,6 +1,7 @@
 """The store going away under a running dispatcher (issue 13, "Dispatcher chaos"): what counts
-as an outage (`unavailable`), a store call that waits it out and says so once (`StoreWatch`),
-and an attempt's events held through a real full disk, then stored once each.
+as an outage (each store dialect's `outage`, which the store raises as the core's
+`StoreUnavailable`), a store call that waits it out and says so once (`StoreWatch`), and an
+attempt's events held through a real full disk, then stored once each.
 
 Before this, a failed flush dropped its batch of events and killed the thread that ran it (the
 claim loop among them: no deployment was claimed again). The PostgreSQL restart mid-deploy is
@@ -19,6 +20,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -26,11 +28,15 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from dispatcher.api.app import ApiSettings, create_app
 from dispatcher.core import signing
+from dispatcher.core.deployments import Deployments
+from dispatcher.core.errors import StoreStopped, StoreUnavailable
 from dispatcher.core.ingest import Ingestor
-from dispatcher.core.outages import StoreStopped, StoreWatch, unavailable
+from dispatcher.core.outages import StoreWatch
+from dispatcher.store.postgres import outage as postgres_outage
 from dispatcher.store.sqlite import SQLiteStore
+from dispatcher.store.sqlite import outage as sqlite_outage
+from dispatcher.web.app import WebSettings, create_app
 from runner.events import VERSION, Event, EventType
 from runner.masking import Masker
 from sandbox.postgres import free_port
@@ -55,10 +61,11 @@ def test_unavailable_tells_an_outage_from_a_real_error(tmp_path: Path) -> None:
     with pytest.raises(psycopg.OperationalError) as refused:
         port = free_port("127.0.0.1")  # nothing listens there
         psycopg.connect(f"postgresql://u@127.0.0.1:{port}/db", connect_timeout=2)
-    assert (unavailable(refused.value) or "").startswith("PostgreSQL: connection")
-    full = unavailable(sqlite_full_error(tmp_path))
+    assert (postgres_outage(refused.value) or "").startswith("PostgreSQL: connection")
+    full = sqlite_outage(sqlite_full_error(tmp_path))
     assert full is not None and "disk is full" in full, full
-    assert unavailable(OSError(errno.ENOSPC, "No space left on device")) is not None
+    assert sqlite_outage(OSError(errno.ENOSPC, "No space left on device")) is not None
+    assert postgres_outage(OSError(errno.ENOSPC, "No space left on device")) is not None
 
     conn = sqlite3.connect(tmp_path / "unique.db")
     conn.execute("CREATE TABLE t (x TEXT PRIMARY KEY)")
@@ -66,15 +73,16 @@ def test_unavailable_tells_an_outage_from_a_real_error(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.IntegrityError) as duplicate:
         conn.execute("INSERT INTO t VALUES ('a')")
     conn.close()
-    assert unavailable(duplicate.value) is None  # a real error: raised, not waited out
-    assert unavailable(ValueError("bad")) is None
-    assert unavailable(OSError(errno.EACCES, "Permission denied")) is None
+    assert sqlite_outage(duplicate.value) is None  # a real error: raised, not waited out
+    assert sqlite_outage(ValueError("bad")) is None
+    assert sqlite_outage(OSError(errno.EACCES, "Permission denied")) is None
+    assert postgres_outage(ValueError("bad")) is None
 
 
 def test_a_store_call_waits_out_an_outage_and_logs_it_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    error = sqlite_full_error(tmp_path)
+    error = StoreUnavailable(sqlite_outage(sqlite_full_error(tmp_path)))
     clock = [0.0]
     sleeps: list[float] = []
 
@@ -84,7 +92,6 @@ def test_a_store_call_waits_out_an_outage_and_logs_it_once(
 
     watch = StoreWatch(sleep=sleep, clock=lambda: clock[0], first_wait_s=0.5, max_wait_s=2.0)
     failures = iter([error] * 5)
-    waited: list[tuple[float, str]] = []
 
     def operation() -> str:
         failure = next(failures, None)
@@ -93,10 +100,11 @@ def test_a_store_call_waits_out_an_outage_and_logs_it_once(
         return "stored"
 
     with caplog.at_level(logging.WARNING, "forge.dispatcher.store"):
-        result = watch.call(operation, "storing", lambda s, why: waited.append((s, why)))
+        result = watch.call(operation, "storing")
     assert result == "stored"
     assert sleeps == [0.5, 1.0, 2.0, 2.0, 2.0]  # capped backoff
-    assert waited == [(7.5, f"SQLite: its disk is full ({error})")]
+    assert watch.last == (7.5, str(error))
+    assert str(error).startswith("SQLite: its disk is full")
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2, messages
     assert messages[0].startswith("store unavailable: SQLite: its disk is full"), messages
@@ -112,7 +120,7 @@ def test_a_store_call_waits_out_an_outage_and_logs_it_once(
 def test_a_stopping_dispatcher_stops_waiting(tmp_path: Path) -> None:
     stopped = threading.Event()
     stopped.set()
-    error = sqlite_full_error(tmp_path)
+    error = StoreUnavailable(sqlite_outage(sqlite_full_error(tmp_path)))
     watch = StoreWatch(stopped, sleep=lambda s: None)
 
     def operation() -> None:
@@ -156,7 +164,9 @@ def test_events_held_through_a_full_disk_are_stored_once_each(
             dep = store.claim("w", 4)
             assert dep is not None
             watch = StoreWatch(max_wait_s=0.05)
-            ingest = Ingestor(store, dep.id, dep.attempt, Masker(), batch=1000, watch=watch)
+            waiting = Deployments(store, builds_root=tmp_path).waiting(watch)
+            record = partial(waiting.record, dep.id)
+            ingest = Ingestor(record, dep.attempt, Masker(), batch=1000, store_outages=watch)
             for seq in range(1, 6):
                 ingest.line(runner_line(seq))
             ingest.flush()
@@ -198,8 +208,7 @@ def test_the_api_answers_503_while_the_store_is_full_then_serves(tmp_path: Path)
         store = SQLiteStore(state / "dispatcher.db")
         try:
             store.migrate()
-            control = idle_core(store, secret, builds, tmp_path)
-            app = create_app(store, control, ApiSettings(hook_secret=secret, builds_root=builds))
+            app = create_app(idle_core(store, builds), WebSettings(hook_secret=secret))
             with TestClient(app, raise_server_exceptions=False) as client:
 
                 def submit(name: str) -> httpx.Response:

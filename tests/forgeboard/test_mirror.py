@@ -118,7 +118,7 @@ def _no_secrets(
         "dashboard secret key": dashboard.secret_key,
         "dashboard signing key": dashboard.signing_key["private_pem"],
         "hook secret": running.secret.decode(),
-        "seal private key": running.settings.seal_private_key,
+        "seal private key": running.settings.runner.seal_private_key,
     }
     blob = json.dumps(row)
     assert not [name for name, value in known.items() if value and value in blob]

@@ -19,7 +19,7 @@ from typing import Any
 import docker
 import pytest
 
-from dispatcher import container as spec_mod
+from dispatcher.launchers.docker import files as spec_mod
 from tests.support.clis import REPO
 
 IMAGE = "forge-runner:dev"

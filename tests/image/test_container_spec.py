@@ -10,17 +10,16 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from dispatcher import container
-from dispatcher.container import (
-    BUILD_MOUNT,
+from dispatcher.core.secrets import split_env
+from dispatcher.launchers.common import BUILD_MOUNT, format_env_file
+from dispatcher.launchers.docker import files as container
+from dispatcher.launchers.docker.files import write_secrets_file
+from dispatcher.launchers.docker.spec import (
     SECRETS_MOUNT,
     Limits,
     docker_run_argv,
     docker_run_command,
-    format_env_file,
     runner_container_spec,
-    split_env,
-    write_secrets_file,
 )
 
 BUILD = "/srv/builds/shop"
@@ -31,7 +30,7 @@ COMMAND = ["deploy", "--build-dir", "/build", "--name", "shop"]
 def spec(**overrides: object) -> dict[str, object]:
     args: dict[str, object] = {
         "image": "forge-runner:dev",
-        "deploy_id": "d1",
+        "deployment_id": "d1",
         "attempt": 1,
         "build_dir": BUILD,
         "secrets_file": SECRETS,
@@ -52,8 +51,8 @@ def test_name_and_labels_are_deterministic_and_per_attempt() -> None:
 
 @pytest.mark.parametrize("deploy_id", ["", "a b", "x/y", "a" * 65, "-$(id)"])
 def test_bad_deploy_ids_are_refused(deploy_id: str) -> None:
-    with pytest.raises(ValueError, match="deploy id"):
-        spec(deploy_id=deploy_id)
+    with pytest.raises(ValueError, match="deployment id"):
+        spec(deployment_id=deploy_id)
 
 
 def test_attempt_starts_at_one() -> None:

@@ -1,7 +1,7 @@
 """The runner image, for real: the pinned CLIs run as the non-root user, and a container started
-from `dispatcher.container`'s spec is hardened as seen from outside (`docker inspect`) and from
-inside (capabilities, read-only filesystem, read-only build mount), with its tokens read from the
-mounted secrets file and shown nowhere in the inspect output.
+from `dispatcher.launchers.docker.spec` is hardened as seen from outside (`docker inspect`) and
+from inside (capabilities, read-only filesystem, read-only build mount), with its tokens read from
+the mounted secrets file and shown nowhere in the inspect output.
 
 No test here reaches a network: the containers run with `--network none`.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from dispatcher.container import Limits, docker_run_argv, runner_container_spec
+from dispatcher.launchers.docker.spec import Limits, docker_run_argv, runner_container_spec
 from tests.image.conftest import DOCKER, Containers
 
 pytestmark = pytest.mark.docker

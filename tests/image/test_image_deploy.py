@@ -1,10 +1,10 @@
 """Deploys through the runner image: the README's `docker run` command, for real, against the
 sandbox.
 
-The container is exactly `dispatcher.container`'s spec (hardened, read-only build mount, tokens
-in the mounted secrets file), put on the host network so that 127.0.0.1 reaches the sandbox; the
-files the sandbox's settings name (its CA, the supabase profile) are mounted read-only at their
-own paths. stdout is parsed with the runner's own event parser.
+The container is exactly `dispatcher.launchers.docker.spec`'s (hardened, read-only build mount,
+tokens in the mounted secrets file), put on the host network so that 127.0.0.1 reaches the
+sandbox; the files the sandbox's settings name (its CA, the supabase profile) are mounted
+read-only at their own paths. stdout is parsed with the runner's own event parser.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from dispatcher.container import docker_run_argv, runner_container_spec, split_env
+from dispatcher.core.secrets import split_env
+from dispatcher.launchers.docker.spec import docker_run_argv, runner_container_spec
 from runner.events import Event, EventType, parse_event
 from runner.sealing import new_keypair
 from tests.image.conftest import DOCKER, Containers

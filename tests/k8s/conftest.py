@@ -27,8 +27,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dispatcher import bundles
-from dispatcher.launchers.k8s_settings import JobSettings, KubernetesSettings
-from dispatcher.launchers.kubernetes import KubernetesLauncher
+from dispatcher.launchers.kubernetes.launcher import KubernetesLauncher
+from dispatcher.launchers.kubernetes.settings import JobSettings, KubernetesSettings
 from tests.k8s.fake_apiserver import make_app, serve
 from tests.k8s.fake_cluster import FakeCluster, FakeImage
 from tests.support.clis import REPO

@@ -103,7 +103,7 @@ def k8s_dispatcher(
     with embedded.running(settings, port=port) as (dispatcher, base):
         yield RunningDispatcher(
             base,
-            settings.hook_secret,
+            settings.hook.secret,
             builds_root,
             dispatcher=dispatcher,
             settings=settings,

@@ -10,11 +10,17 @@ from typing import Any
 
 import pytest
 
-from dispatcher.container import format_env_file
-from dispatcher.launchers import k8s_specs as specs
-from dispatcher.launchers.base import Exit, RunSpec
-from dispatcher.launchers.k8s_settings import NAME_OK, JobSettings, Resources, job_settings_from_env
-from dispatcher.launchers.k8s_status import (
+from dispatcher.core.ports import Exit, RunSpec
+from dispatcher.launchers.common import format_env_file
+from dispatcher.launchers.kubernetes import names as k8s_names
+from dispatcher.launchers.kubernetes import spec as specs
+from dispatcher.launchers.kubernetes.settings import (
+    NAME_OK,
+    JobSettings,
+    Resources,
+    job_settings_from_env,
+)
+from dispatcher.launchers.kubernetes.status import (
     PodView,
     api_error,
     complete_lines,
@@ -58,8 +64,8 @@ def runner_of(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_plain_id_keeps_the_plain_name() -> None:
-    assert specs.job_name("d-123", 1) == "forge-deploy-d-123-1"
-    assert specs.job_name("d-123", 2) == "forge-deploy-d-123-2"
+    assert k8s_names.job_name("d-123", 1) == "forge-deploy-d-123-1"
+    assert k8s_names.job_name("d-123", 2) == "forge-deploy-d-123-2"
 
 
 @pytest.mark.parametrize(
@@ -67,45 +73,45 @@ def test_a_plain_id_keeps_the_plain_name() -> None:
     ["dep_0123456789abcdef01234567", "UPPER", "x" * 64, "a.b", "_", "-a-", "A" * 50 + "_b"],
 )
 def test_every_id_gives_a_valid_deterministic_name_of_at_most_63(deployment_id: str) -> None:
-    names = {specs.job_name(deployment_id, n) for n in (1, 2, 99999)}
+    names = {k8s_names.job_name(deployment_id, n) for n in (1, 2, 99999)}
     assert len(names) == 3
     for name in names:
         assert len(name) <= 63 and NAME_OK.match(name), name
         assert name.startswith("forge-deploy-")
-    assert specs.job_name(deployment_id, 7) == specs.job_name(deployment_id, 7)
+    assert k8s_names.job_name(deployment_id, 7) == k8s_names.job_name(deployment_id, 7)
 
 
 def test_ids_that_differ_only_by_case_or_cut_get_different_names() -> None:
-    assert specs.job_name("Shop", 1) != specs.job_name("shop", 1)
-    assert specs.job_name("a_b", 1) != specs.job_name("a-b", 1)
-    assert specs.job_name("x" * 64, 1) != specs.job_name("x" * 63 + "y", 1)
+    assert k8s_names.job_name("Shop", 1) != k8s_names.job_name("shop", 1)
+    assert k8s_names.job_name("a_b", 1) != k8s_names.job_name("a-b", 1)
+    assert k8s_names.job_name("x" * 64, 1) != k8s_names.job_name("x" * 63 + "y", 1)
 
 
 @pytest.mark.parametrize("bad", ["", "a/b", "x" * 65, "a b"])
 def test_malformed_ids_and_attempts_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="deployment id"):
-        specs.job_name(bad, 1)
+        k8s_names.job_name(bad, 1)
     with pytest.raises(ValueError, match="attempt"):
-        specs.job_name("ok", 0)
+        k8s_names.job_name("ok", 0)
 
 
 @pytest.mark.parametrize("value", ["d-1", "x" * 64, "_a", "a.", "dep_01", "Ünïcode"])
 def test_label_values_are_valid_and_deterministic(value: str) -> None:
-    label = specs.label_value(value)
-    assert len(label) <= 63 and specs._LABEL_VALUE.match(label)
-    assert label == specs.label_value(value)
-    if len(value) <= 63 and specs._LABEL_VALUE.match(value):
+    label = k8s_names.label_value(value)
+    assert len(label) <= 63 and k8s_names._LABEL_VALUE.match(label)
+    assert label == k8s_names.label_value(value)
+    if len(value) <= 63 and k8s_names._LABEL_VALUE.match(value):
         assert label == value
 
 
 def test_handle_fields_read_our_jobs_and_nothing_else() -> None:
     job = specs.job_manifest(spec_of(deployment_id="_odd", attempt=3), SETTINGS)
-    assert specs.handle_fields(job["metadata"]) == ("_odd", 3)
+    assert k8s_names.handle_fields(job["metadata"]) == ("_odd", 3)
     manual = specs.job_manifest(spec_of(), SETTINGS, managed=False)
-    assert specs.handle_fields(manual["metadata"]) is None
+    assert k8s_names.handle_fields(manual["metadata"]) is None
     forged = json.loads(json.dumps(job["metadata"]))
     forged["annotations"]["forge.deploy_id"] = "someone-else"
-    assert specs.handle_fields(forged) is None
+    assert k8s_names.handle_fields(forged) is None
 
 
 # ---- the Job -----------------------------------------------------------------------------------
@@ -185,7 +191,7 @@ def test_the_runner_reads_its_tokens_from_a_file_and_never_from_the_spec() -> No
     assert runner["command"] == ["forge-runner"]
     assert runner["args"] == ["deploy", "--name", "shop", "--build-dir", "/build"]
     volumes = {v["name"]: v for v in pod_of(job)["volumes"]}
-    assert volumes["secrets"]["secret"]["secretName"] == specs.job_name(spec.deployment_id, 2)
+    assert volumes["secrets"]["secret"]["secretName"] == k8s_names.job_name(spec.deployment_id, 2)
     assert volumes["secrets"]["secret"]["defaultMode"] == 0o440
 
 
@@ -248,7 +254,7 @@ def test_the_secret_holds_only_this_attempts_values() -> None:
     secret = specs.secret_manifest(
         spec, SETTINGS, bundle_url="http://d:8080/v1/bundles/tok", owner_uid="uid-1"
     )
-    assert secret["metadata"]["name"] == specs.job_name(spec.deployment_id, spec.attempt)
+    assert secret["metadata"]["name"] == k8s_names.job_name(spec.deployment_id, spec.attempt)
     assert secret["immutable"] is True and secret["type"] == "Opaque"
     assert secret["stringData"] == {
         "secrets.env": format_env_file(spec.secrets),
@@ -405,7 +411,7 @@ def test_complete_lines_keeps_the_unfinished_rest() -> None:
 def test_api_errors_map_to_one_tree() -> None:
     from kubernetes.client.exceptions import ApiException
 
-    from dispatcher.launchers.k8s_status import (
+    from dispatcher.launchers.kubernetes.status import (
         KubernetesDenied,
         KubernetesError,
         KubernetesUnavailable,
@@ -451,7 +457,7 @@ def test_the_kubernetes_settings_are_read_once_at_start(tmp_path: Path) -> None:
     from kubernetes import client as k8s
 
     from dispatcher import settings as dispatcher_settings
-    from dispatcher.launchers.kubernetes import KubernetesLauncher
+    from dispatcher.launchers.kubernetes.launcher import KubernetesLauncher
 
     env = {
         "FORGE_HOOK_SECRET": "a-hook-secret-of-32-characters!!",
@@ -465,9 +471,12 @@ def test_the_kubernetes_settings_are_read_once_at_start(tmp_path: Path) -> None:
         "FORGE_K8S_LOG_STREAM": "Stdout",
     }
     settings = dispatcher_settings.load(env)
-    assert settings.kubernetes is not None
-    assert settings.kubernetes.job.grace_s == 20 and settings.kubernetes.log_stream == "Stdout"
-    assert "s" * 32 not in repr(settings.kubernetes)
+    assert settings.launcher.kubernetes is not None
+    assert (
+        settings.launcher.kubernetes.job.grace_s == 20
+        and settings.launcher.kubernetes.log_stream == "Stdout"
+    )
+    assert "s" * 32 not in repr(settings.launcher.kubernetes)
     for variable, value in [
         ("FORGE_BUNDLE_SECRET", "short"),
         ("FORGE_BUNDLE_BASE_URL", "forge-dispatcher:8080"),
@@ -478,10 +487,10 @@ def test_the_kubernetes_settings_are_read_once_at_start(tmp_path: Path) -> None:
         with pytest.raises(dispatcher_settings.ConfigError, match=variable):
             dispatcher_settings.load({**env, variable: value})
     process = dispatcher_settings.load({**env, "FORGE_LAUNCHER": "process"})
-    assert process.kubernetes is None  # FORGE_K8S_* are not read for another launcher
+    assert process.launcher.kubernetes is None  # FORGE_K8S_* are not read for another launcher
     client = k8s.ApiClient(k8s.Configuration(host="http://127.0.0.1:9"))
     try:
-        launcher = KubernetesLauncher(client, settings.kubernetes)
+        launcher = KubernetesLauncher(client, settings.launcher.kubernetes)
         assert launcher.settings.grace_s == 20 and launcher.log_stream == "Stdout"
         assert launcher.bundle_base_url == "http://forge-dispatcher:8080"
         assert launcher.health() is not None  # nothing answers on port 9: said, not raised

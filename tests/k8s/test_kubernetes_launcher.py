@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.container import split_env
-from dispatcher.launchers.base import Exit, Handle, RunSpec
-from dispatcher.launchers.kubernetes import KubernetesLauncher
+from dispatcher.core.ports import Exit, Handle, RunSpec
+from dispatcher.core.secrets import split_env
+from dispatcher.launchers.kubernetes.launcher import KubernetesLauncher
 from runner.events import Event, EventType, parse_event
 from tests.k8s.conftest import NAMESPACE, BundleServer, LauncherFactory
 from tests.k8s.fake_cluster import FakeCluster
@@ -303,7 +303,7 @@ def test_an_api_server_that_does_not_answer_is_an_outage_the_attempt_waits_out(
     a 5xx or a 429. A refusal or a missing object is a real error, raised at once."""
     from kubernetes.client.exceptions import ApiException
 
-    from dispatcher.launchers.k8s_status import api_error
+    from dispatcher.launchers.kubernetes.status import api_error
 
     launcher = new_launcher()
     refused = api_error(ConnectionRefusedError(111, "Connection refused"), "list the pods of j")

@@ -19,10 +19,11 @@ import yaml
 from dotenv import dotenv_values
 
 from dispatcher import bundles, render
-from dispatcher.launchers import k8s_specs
-from dispatcher.launchers.base import Exit, Handle, RunSpec
-from dispatcher.launchers.k8s_settings import JobSettings
-from dispatcher.launchers.k8s_status import KubernetesConflict
+from dispatcher.core.ports import Exit, Handle, RunSpec
+from dispatcher.launchers.kubernetes import names as k8s_names
+from dispatcher.launchers.kubernetes import spec as k8s_specs
+from dispatcher.launchers.kubernetes.settings import JobSettings
+from dispatcher.launchers.kubernetes.status import KubernetesConflict
 from tests.k8s.conftest import NAMESPACE, BundleServer, LauncherFactory
 from tests.k8s.fake_cluster import FakeCluster
 
@@ -53,7 +54,7 @@ def test_launch_makes_the_job_then_its_secret_and_adopts_them_again(
     launcher = new_launcher(image=MISSING_IMAGE, clock=lambda: 1000.0, bundle_ttl_s=300)
     spec = spec_of()
     handle = launcher.launch(spec)
-    name = k8s_specs.job_name(spec.deployment_id, 1)
+    name = k8s_names.job_name(spec.deployment_id, 1)
     assert handle == Handle("kubernetes", spec.deployment_id, 1, name)
     posts = [p for m, p, _ in fake.requests if m == "POST"]
     assert posts == [

@@ -21,9 +21,10 @@ import pytest
 import yaml
 
 from dispatcher import render
-from dispatcher.launchers import k8s_specs
-from dispatcher.launchers.base import RunSpec
-from dispatcher.launchers.k8s_settings import JobSettings
+from dispatcher.core.ports import RunSpec
+from dispatcher.launchers.kubernetes import names as k8s_names
+from dispatcher.launchers.kubernetes import spec as k8s_specs
+from dispatcher.launchers.kubernetes.settings import JobSettings
 from tests.support.clis import REPO
 
 K8S = REPO / "k8s"
@@ -142,7 +143,7 @@ def test_the_role_is_limited_to_jobs_pods_logs_and_secrets() -> None:
 
 def test_runner_pods_get_dns_and_443_out_and_nothing_in() -> None:
     policy = next(o for o in kustomized() if o["kind"] == "NetworkPolicy")["spec"]
-    assert policy["podSelector"] == {"matchLabels": {k8s_specs.LABEL_NAME: k8s_specs.APP_NAME}}
+    assert policy["podSelector"] == {"matchLabels": {k8s_names.LABEL_NAME: k8s_names.APP_NAME}}
     assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
     assert policy["ingress"] == []
     ports = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}

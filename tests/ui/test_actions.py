@@ -134,4 +134,4 @@ def test_the_list_shows_the_queue_in_order_and_filters(
     expect(flight).to_have_count(1)
     assert flight.first.get_attribute("data-id") == third
     for dep_id in (third, second, first):
-        ui.dispatcher.cancel(dep_id)
+        ui.dispatcher.deployments.cancel(dep_id)

@@ -1,4 +1,5 @@
-"""/v1/deployments: queue, list, read, and the actions (cancel, retry, teardown)."""
+"""/v1/deployments: queue, list, read, and the actions (cancel, retry, teardown). Each route is
+one call of the front door; its errors are answered by `dispatcher.api.errors`."""
 
 from __future__ import annotations
 
@@ -7,18 +8,7 @@ from typing import Annotated
 
 from fastapi import FastAPI, Header, Query, Response
 
-from dispatcher.api.errors import ApiError
-from dispatcher.api.routes.common import (
-    CONFLICT,
-    NOT_FOUND,
-    REFUSALS,
-    SIGNED,
-    ApiSettings,
-    Control,
-    DeploymentId,
-    existing,
-    public,
-)
+from dispatcher.api.routes.common import CONFLICT, NOT_FOUND, REFUSALS, SIGNED, public
 from dispatcher.api.schemas import (
     IDEMPOTENCY_KEY_PATTERN,
     PROJECT_ID_PATTERN,
@@ -26,21 +16,30 @@ from dispatcher.api.schemas import (
     DeploymentList,
     DeploymentOut,
 )
-from dispatcher.builds import BuildDirError, resolve_build_dir
-from dispatcher.core.policy import Refused
+from dispatcher.core.deployments import Deployments
 from dispatcher.model import Deployment
-from dispatcher.store.base import Conflict, Store
+from dispatcher.web.params import DeploymentIdPath
 
-# path suffix → summary; the Control method of the same name does it
+# path suffix → summary; the front door's method of the same name does it
 ACTIONS = {
     "cancel": "Cancel a queued or running deployment",
     "retry": "Queue a new attempt of a failed, cancelled or unhealthy deployment",
     "teardown": "Queue a teardown of the deployment's project; returns the teardown deployment",
 }
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description=(
+            "Optional. The same key with the same body returns the first deployment (200); "
+            "with another body, 409."
+        ),
+    ),
+]
 
 
-def add_routes(app: FastAPI, store: Store, control: Control, settings: ApiSettings) -> None:
-
+def add_routes(app: FastAPI, deployments: Deployments) -> None:
     @app.post(
         "/v1/deployments",
         dependencies=SIGNED,
@@ -54,37 +53,16 @@ def add_routes(app: FastAPI, store: Store, control: Control, settings: ApiSettin
         summary="Queue a deploy",
     )
     def create_deployment(
-        body: CreateDeployment,
-        response: Response,
-        idempotency_key: Annotated[
-            str | None,
-            Header(
-                alias="Idempotency-Key",
-                pattern=IDEMPOTENCY_KEY_PATTERN,
-                description=(
-                    "Optional. The same key with the same body returns the first deployment "
-                    "(200); with another body, 409."
-                ),
-            ),
-        ] = None,
+        body: CreateDeployment, response: Response, idempotency_key: IdempotencyKey = None
     ) -> DeploymentOut:
-        try:
-            build_dir = resolve_build_dir(settings.builds_root, body.build_dir)
-        except BuildDirError as e:
-            raise ApiError(422, "bad_build_dir", str(e)) from e
-        try:
-            dep, created = store.submit(
-                body.project_id, body.project_name, str(build_dir), idempotency_key
-            )
-        except Conflict as e:
-            raise ApiError(
-                409,
-                "idempotency_conflict",
-                "this Idempotency-Key was used with a different request",
-            ) from e
-        if created:
-            control.wake()
-        else:
+        dep, created = deployments.submit(
+            body.project_id,
+            body.project_name,
+            body.build_dir,
+            idempotency_key,
+            exposure_policy=body.exposure_policy,
+        )
+        if not created:
             response.status_code = 200
         return public(dep)
 
@@ -99,8 +77,8 @@ def add_routes(app: FastAPI, store: Store, control: Control, settings: ApiSettin
         project_id: Annotated[str | None, Query(max_length=128, pattern=PROJECT_ID_PATTERN)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> DeploymentList:
-        deps = store.list_deployments(project_id, limit=limit)
-        return DeploymentList(deployments=[public(d) for d in deps])
+        found = deployments.newest(project_id, limit=limit)
+        return DeploymentList(deployments=[public(d) for d in found])
 
     @app.get(
         "/v1/deployments/{deployment_id}",
@@ -109,13 +87,13 @@ def add_routes(app: FastAPI, store: Store, control: Control, settings: ApiSettin
         responses={**NOT_FOUND, **REFUSALS},
         summary="One deployment: status, step, URLs, health",
     )
-    def get_deployment(deployment_id: DeploymentId) -> DeploymentOut:
-        return public(existing(store, deployment_id))
+    def get_deployment(deployment_id: DeploymentIdPath) -> DeploymentOut:
+        return public(deployments.get(deployment_id))
 
     for name, summary in ACTIONS.items():
         app.add_api_route(
             f"/v1/deployments/{{deployment_id}}/{name}",
-            _action(store, getattr(control, name)),
+            _action(getattr(deployments, name)),
             methods=["POST"],
             dependencies=SIGNED,
             name=name,
@@ -126,14 +104,8 @@ def add_routes(app: FastAPI, store: Store, control: Control, settings: ApiSettin
         )
 
 
-def _action(store: Store, do: Callable[[str], Deployment]) -> Callable[[str], DeploymentOut]:
-    def act(deployment_id: DeploymentId) -> DeploymentOut:
-        existing(store, deployment_id)
-        try:
-            return public(do(deployment_id))
-        except Refused as e:
-            raise ApiError(409, e.code, e.message) from e
-        except LookupError as e:
-            raise ApiError(404, "not_found", f"no deployment {deployment_id!r}") from e
+def _action(do: Callable[[str], Deployment]) -> Callable[[str], DeploymentOut]:
+    def act(deployment_id: DeploymentIdPath) -> DeploymentOut:
+        return public(do(deployment_id))
 
     return act

@@ -8,40 +8,19 @@ from typing import Annotated, Literal
 
 from fastapi import FastAPI, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from dispatcher.api.routes.common import (
-    NOT_FOUND,
-    REFUSALS,
-    SIGNED,
-    ApiSettings,
-    Control,
-    DeploymentId,
-    existing,
-)
-from dispatcher.core.hub import event_json, follow_batches, stored_events
-from dispatcher.model import StoredEvent
-from dispatcher.store.base import Store
+from dispatcher.api.routes.common import NOT_FOUND, REFUSALS, SIGNED
+from dispatcher.core.deployments import Deployments
+from dispatcher.web.params import MAX_ID, DeploymentIdPath
+from dispatcher.web.settings import WebSettings
+from dispatcher.web.sse import SEP, sse_chunk
 
 NDJSON = "application/x-ndjson"
-MAX_ID = 2**63 - 1  # what an SQLite / PostgreSQL bigint holds
 
 
-SEP = "\n"  # not CRLF: a client splitting lines per chunk would break a CR|LF across two
-
-
-def sse_chunk(batch: list[StoredEvent]) -> bytes:
-    """A batch of events as one write: their SSE frames (id = event id, event = type, data =
-    the event's JSON, made once per event for every watcher)."""
-    return b"".join(
-        ServerSentEvent(data=event_json(e), id=str(e.id), event=e.type, sep=SEP).encode()
-        for e in batch
-    )
-
-
-def add_routes(app: FastAPI, store: Store, control: Control, settings: ApiSettings) -> None:
-
+def add_routes(app: FastAPI, deployments: Deployments, settings: WebSettings) -> None:
     @app.get(
         "/v1/deployments/{deployment_id}/events",
         dependencies=SIGNED,
@@ -61,7 +40,7 @@ def add_routes(app: FastAPI, store: Store, control: Control, settings: ApiSettin
     )
     async def deployment_events(
         request: Request,
-        deployment_id: DeploymentId,
+        deployment_id: DeploymentIdPath,
         format: Annotated[
             Literal["auto", "sse", "jsonl"],
             Query(description=f"auto: JSON lines when Accept names {NDJSON}, else SSE"),
@@ -77,34 +56,25 @@ def add_routes(app: FastAPI, store: Store, control: Control, settings: ApiSettin
             Header(alias="Last-Event-ID", ge=0, le=MAX_ID, description="SSE resume point"),
         ] = 0,
     ) -> Response:
-        await run_in_threadpool(existing, store, deployment_id)
+        await run_in_threadpool(deployments.get, deployment_id)  # 404 before any stream
         start = max(after, last_event_id)
         accept = request.headers.get("accept", "")
-        jsonl = format == "jsonl" or (format == "auto" and NDJSON in accept)
-
-        def followed() -> AsyncIterator[list[StoredEvent]]:
-            return follow_batches(
-                store,
-                lambda: control.subscribe(deployment_id),
-                deployment_id,
-                start,
-                tick_s=settings.sse_tick_s,
-            )
-
-        if jsonl:
+        if format == "jsonl" or (format == "auto" and NDJSON in accept):
 
             async def lines() -> AsyncIterator[str]:
                 if follow_:
-                    async for batch in followed():
-                        yield "".join(event_json(event) + "\n" for event in batch)
+                    async for batch in deployments.follow(
+                        deployment_id, start, settings.sse_tick_s
+                    ):
+                        yield "".join(event.json + "\n" for event in batch)
                 else:
-                    async for event in stored_events(store, deployment_id, start):
-                        yield event_json(event) + "\n"
+                    async for event in deployments.backlog(deployment_id, start):
+                        yield event.json + "\n"
 
             return StreamingResponse(lines(), media_type=NDJSON)
 
         async def sse() -> AsyncIterator[bytes]:
-            async for batch in followed():
+            async for batch in deployments.follow(deployment_id, start, settings.sse_tick_s):
                 yield sse_chunk(batch)
 
         return EventSourceResponse(sse(), ping=settings.sse_ping_s, sep=SEP)

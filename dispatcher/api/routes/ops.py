@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Response
@@ -13,26 +12,18 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from dispatcher import bundles
-from dispatcher.api.metrics import CONTENT_TYPE, render
-from dispatcher.api.routes.common import ApiSettings
 from dispatcher.api.schemas import Health
+from dispatcher.core.deployments import Deployments
 from dispatcher.core.metrics import DeploymentsByStatus
-from dispatcher.model import Status
-from dispatcher.store.base import Store
+from dispatcher.web.metrics import CONTENT_TYPE, render
+from dispatcher.web.settings import WebSettings
 
 log = logging.getLogger("forge.dispatcher.api")
 
 
-def _count_by_status(store: Store) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for dep in store.list_deployments(None, limit=1_000_000):
-        counts[dep.status.value] = counts.get(dep.status.value, 0) + 1
-    return counts
-
-
-def add_routes(app: FastAPI, store: Store, settings: ApiSettings) -> None:
+def add_routes(app: FastAPI, deployments: Deployments, settings: WebSettings) -> None:
     store_registry = CollectorRegistry(auto_describe=True)
-    store_registry.register(DeploymentsByStatus(lambda: _count_by_status(store)))
+    store_registry.register(DeploymentsByStatus(deployments.count_by_status))
 
     @app.get(
         "/healthz",
@@ -41,13 +32,10 @@ def add_routes(app: FastAPI, store: Store, settings: ApiSettings) -> None:
         summary="Liveness and store reachability (unauthenticated)",
     )
     def healthz() -> Any:
-        try:
-            store.list_deployments(None, limit=1)
-        except Exception as e:  # noqa: BLE001 - any failure means "not healthy", and is reported
-            log.warning("health check: store unreachable: %s", type(e).__name__)
-            return JSONResponse(
-                {"ok": False, "store": f"unreachable: {type(e).__name__}"}, status_code=503
-            )
+        problem = deployments.health()
+        if problem is not None:
+            log.warning("health check: store %s", problem)
+            return JSONResponse({"ok": False, "store": problem}, status_code=503)
         return Health(ok=True, store="ok")
 
     @app.get(
@@ -62,12 +50,6 @@ def add_routes(app: FastAPI, store: Store, settings: ApiSettings) -> None:
     if settings.bundle_secret is not None:
         bundle_secret = settings.bundle_secret
 
-        def build_dir_of(deployment_id: str, attempt: int) -> Path | None:
-            dep = store.get(deployment_id)
-            if dep is None or dep.attempt != attempt or dep.status is not Status.RUNNING:
-                return None
-            return Path(dep.build_dir)
-
         @app.get(
             "/v1/bundles/{token}",
             response_class=Response,
@@ -76,7 +58,10 @@ def add_routes(app: FastAPI, store: Store, settings: ApiSettings) -> None:
         def bundle(token: str) -> Response:
             try:
                 data = bundles.serve_bundle(
-                    token, secret=bundle_secret, build_dir_of=build_dir_of, now=time.time()
+                    token,
+                    secret=bundle_secret,
+                    build_dir_of=deployments.bundle_dir,
+                    now=time.time(),
                 )
             except bundles.BundleError as e:
                 return JSONResponse(

@@ -35,14 +35,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dispatcher.container import container_name, format_env_file
-from dispatcher.launchers._wrap import start_time
-from dispatcher.launchers.base import Exit, Handle, Launcher, RunSpec
-from dispatcher.launchers.specs import (
-    ProcessPlan,
-    default_base_env,
-    process_plan,
-)
+from dispatcher.core.ports import Exit, Handle, Launcher, RunSpec, attempt_name, check_attempt
+from dispatcher.launchers.common import format_env_file
+from dispatcher.launchers.process._wrap import start_time
+from dispatcher.launchers.process.plan import ProcessPlan, default_base_env, process_plan
+from runner.events import DeploymentId
 
 DEFAULT_RUNNER_ARGV = (sys.executable, "-m", "runner.cli")
 _PREFIX = "forge-deploy-"
@@ -79,18 +76,18 @@ def _alive(pid: int | None, start: int | None) -> bool:
     return start is None or int(fields[19]) == start
 
 
-def _identity(name: str) -> tuple[str, int] | None:
+def _identity(name: str) -> tuple[DeploymentId, int] | None:
     """(deployment id, attempt) of an attempt folder named `forge-deploy-<id>-<attempt>`."""
     if not name.startswith(_PREFIX):
         return None
-    deploy_id, _, attempt = name[len(_PREFIX) :].rpartition("-")
+    deployment_id, _, attempt = name[len(_PREFIX) :].rpartition("-")
     if not attempt.isdigit():
         return None
     try:
-        ok = container_name(deploy_id, int(attempt)) == name
+        found = check_attempt(deployment_id, int(attempt))
     except ValueError:
         return None
-    return (deploy_id, int(attempt)) if ok else None
+    return found if attempt_name(*found) == name else None
 
 
 def _write_private(path: Path, text: str, mode: int) -> None:
@@ -138,15 +135,14 @@ class ProcessLauncher(Launcher):
     # ---- the attempt folder ---------------------------------------------------------------
 
     def _folder(self, handle: Handle) -> Path:
-        return self.workdir / container_name(handle.deployment_id, handle.attempt)
+        return self.workdir / attempt_name(handle.deployment_id, handle.attempt)
 
     def _handle(self, folder: Path) -> Handle | None:
         record = _read_json(folder / "launch.json")
         if record is None:
             return None
-        return Handle(
-            self.name, str(record["deployment_id"]), int(record["attempt"]), str(record["pid"])
-        )
+        identity = check_attempt(str(record["deployment_id"]), int(record["attempt"]))
+        return Handle(self.name, *identity, str(record["pid"]))
 
     def _wrapper_alive(self, folder: Path) -> bool:
         self._reap()

@@ -11,8 +11,8 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from dispatcher.launchers import k8s_specs as specs
-from dispatcher.launchers.base import Exit
+from dispatcher.core.ports import Exit
+from dispatcher.launchers.kubernetes import spec as specs
 
 PULL_ERRORS = frozenset({"ErrImagePull", "ImagePullBackOff"})
 FATAL_WAITING = frozenset(

@@ -1,14 +1,14 @@
 """The Kubernetes launcher: one Job per deploy attempt, through the official `kubernetes` client.
 
-`launch` creates the Job (`k8s_specs.job_manifest`), then the attempt's Secret with an owner
-reference to the Job's uid (`k8s_specs.secret_manifest`: the tokens, the signed bundle URL, the
+`launch` creates the Job (`spec.job_manifest`), then the attempt's Secret with an owner
+reference to the Job's uid (`spec.secret_manifest`: the tokens, the signed bundle URL, the
 resume checkpoints, the configuration files). The pod mounts the Secret by name, so it waits in
 `ContainerCreating` until the Secret exists; deleting the Job deletes the Secret. A `409` on
 either create means an earlier call made it: the Job is adopted when its labels say it is this
 attempt's, and a Secret left by an older Job of the same name is replaced.
 
 Events come from following the runner container's log through the API (`stream`, reading with
-`k8s_logs.PodLogs`; the Job and pod answers are read by `k8s_status`). The pod log
+`logs.PodLogs`; the Job and pod answers are read by `status`). The pod log
 merges stdout and stderr unless the cluster serves split streams (`log_stream="Stdout"`, the
 `PodLogsQuerySplitStreams` feature): with the merged log the launcher yields the lines that are
 JSON objects (the runner's stdout carries only events, one object a line; its stderr lines are
@@ -38,11 +38,12 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from dispatcher.bundles import bundle_url
-from dispatcher.launchers import k8s_specs as specs
-from dispatcher.launchers.base import Exit, Handle, Launcher, RunSpec
-from dispatcher.launchers.k8s_logs import PodLogs
-from dispatcher.launchers.k8s_settings import KubernetesSettings
-from dispatcher.launchers.k8s_status import (
+from dispatcher.core.ports import Exit, Handle, Launcher, RunSpec
+from dispatcher.launchers.kubernetes import names
+from dispatcher.launchers.kubernetes import spec as specs
+from dispatcher.launchers.kubernetes.logs import PodLogs
+from dispatcher.launchers.kubernetes.settings import KubernetesSettings
+from dispatcher.launchers.kubernetes.status import (
     PULL_ERRORS,
     KubernetesConflict,
     KubernetesError,
@@ -146,7 +147,7 @@ class KubernetesLauncher(Launcher):
         selector = (
             f"{_CONTROLLER_UID}={uid}"
             if uid
-            else specs.attempt_selector(handle.deployment_id, handle.attempt)
+            else names.attempt_selector(handle.deployment_id, handle.attempt)
         )
         answer = self._call(
             f"list the pods of {handle.ref}",
@@ -193,7 +194,7 @@ class KubernetesLauncher(Launcher):
             made = self._read_job(name)
             if made is None:
                 raise KubernetesError(f"Job {name}: create said 409, yet it is not found") from e
-            ours = specs.handle_fields(made.get("metadata", {}))
+            ours = names.handle_fields(made.get("metadata", {}))
             if ours != (spec.deployment_id, spec.attempt):
                 raise KubernetesConflict(
                     f"a Job named {name} exists and is not deployment {spec.deployment_id}'s"
@@ -364,12 +365,12 @@ class KubernetesLauncher(Launcher):
             "list the deploy Jobs",
             self._batch.list_namespaced_job,
             self.namespace,
-            label_selector=specs.MANAGED_SELECTOR,
+            label_selector=names.MANAGED_SELECTOR,
         )
         found = []
         for job in answer.get("items") or []:
             meta = job.get("metadata", {})
-            fields = specs.handle_fields(meta)
+            fields = names.handle_fields(meta)
             if fields is not None:
                 found.append(Handle(self.name, fields[0], fields[1], str(meta["name"])))
         return sorted(found, key=lambda h: (h.deployment_id, h.attempt))

@@ -30,31 +30,26 @@ own path. The launcher gives it an owner reference to its Job, so deleting the J
 from __future__ import annotations
 
 import base64
-import hashlib
 import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dispatcher.bundles import FETCH_SCRIPT
-from dispatcher.container import (
+from dispatcher.core.ports import RunSpec, check_attempt
+from dispatcher.core.secrets import is_secret_name
+from dispatcher.launchers.common import (
     BUILD_MOUNT,
     HOME_DIR,
-    LABEL_ATTEMPT,
-    LABEL_DEPLOY_ID,
     RUNNER_GID,
     RUNNER_UID,
     WORK_DIR,
     format_env_file,
-    is_secret_name,
-)
-from dispatcher.launchers.base import RunSpec
-from dispatcher.launchers.k8s_settings import MAX_NAME, NAME_OK, JobSettings
-from dispatcher.launchers.specs import (
-    LABEL_MANAGED,
     refuse_secret_values,
     runner_command,
 )
+from dispatcher.launchers.kubernetes.names import attempt_annotations, digest, job_name, labels
+from dispatcher.launchers.kubernetes.settings import JobSettings
 
 RUNNER_CONTAINER = "runner"
 FETCH_CONTAINER = "fetch-build"
@@ -67,109 +62,16 @@ KEY_ENV = "secrets.env"
 KEY_RESUME = "resume.jsonl"
 KEY_BUNDLE = "bundle-url"
 
-LABEL_NAME = "app.kubernetes.io/name"
-LABEL_COMPONENT = "app.kubernetes.io/component"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-APP_NAME = "forge-runner"  # the NetworkPolicy in k8s/ selects runner pods by this
-MANAGED_BY = "forge-dispatcher"
-MANAGED_SELECTOR = f"{LABEL_MANAGED}=true,{LABEL_MANAGED_BY}={MANAGED_BY}"
-
 MAX_SECRET_BYTES = 1024 * 1024  # the API server's limit for one Secret
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_DEPLOY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FIXED_ENV = ("FORGE_DEPLOY_ID", "FORGE_ENV_FILE")
-
-
-# ---- names and labels --------------------------------------------------------------------------
-
-
-def _digest(text: str, length: int = 10) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
-def check_ids(deployment_id: str, attempt: int) -> None:
-    if not _DEPLOY_ID.match(deployment_id):
-        raise ValueError(f"deployment id {deployment_id!r} is malformed: 1-64 of A-Za-z0-9_.-")
-    if attempt < 1:
-        raise ValueError(f"attempt must be 1 or more, got {attempt}")
-
-
-def job_name(deployment_id: str, attempt: int) -> str:
-    """`forge-deploy-<id>-<attempt>` when that is a valid name of at most 63 characters; else
-    `forge-deploy-<lowercased, cut id>-<10 hex of sha256(id)>-<attempt>`: deterministic, distinct
-    per attempt, and two ids that only differ by case or cut never share a name."""
-    check_ids(deployment_id, attempt)
-    plain = f"forge-deploy-{deployment_id}-{attempt}"
-    if NAME_OK.match(plain) and len(plain) <= MAX_NAME:
-        return plain
-    slug = re.sub(r"[^a-z0-9-]+", "-", deployment_id.lower()).strip("-")
-    tail = f"-{_digest(deployment_id)}-{attempt}"
-    room = MAX_NAME - len("forge-deploy-") - len(tail)
-    slug = slug[:room].rstrip("-")
-    return f"forge-deploy-{slug}{tail}" if slug else f"forge-deploy{tail}"
-
-
-def label_value(value: str) -> str:
-    """`value` when it is a valid label value (63 characters, alphanumeric ends); else a cut,
-    hash-suffixed form. The exact value is kept in an annotation."""
-    if len(value) <= MAX_NAME and _LABEL_VALUE.match(value):
-        return value
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "-", value).strip("-_.")
-    tail = f"-{_digest(value)}"
-    cut = cleaned[: MAX_NAME - len(tail)].rstrip("-_.")
-    return f"{cut}{tail}" if cut else tail.lstrip("-")
-
-
-def labels(deployment_id: str, attempt: int, *, managed: bool = True) -> dict[str, str]:
-    found = {
-        LABEL_NAME: APP_NAME,
-        LABEL_COMPONENT: "deploy",
-        LABEL_DEPLOY_ID: label_value(deployment_id),
-        LABEL_ATTEMPT: str(attempt),
-    }
-    if managed:
-        found[LABEL_MANAGED_BY] = MANAGED_BY
-        found[LABEL_MANAGED] = "true"
-    else:
-        found[LABEL_MANAGED_BY] = "kubectl"
-    return found
-
-
-def attempt_annotations(deployment_id: str, attempt: int) -> dict[str, str]:
-    return {LABEL_DEPLOY_ID: deployment_id, LABEL_ATTEMPT: str(attempt)}
-
-
-def attempt_selector(deployment_id: str, attempt: int) -> str:
-    """The label selector of one attempt's Job (and its pod)."""
-    return (
-        f"{MANAGED_SELECTOR},{LABEL_DEPLOY_ID}={label_value(deployment_id)},"
-        f"{LABEL_ATTEMPT}={attempt}"
-    )
-
-
-def handle_fields(meta: Mapping[str, Any]) -> tuple[str, int] | None:
-    """(deployment id, attempt) of a Job's metadata; None when it is not one of ours."""
-    found_labels = meta.get("labels") or {}
-    notes = meta.get("annotations") or {}
-    if found_labels.get(LABEL_MANAGED) != "true":
-        return None
-    deployment_id, attempt = notes.get(LABEL_DEPLOY_ID), notes.get(LABEL_ATTEMPT)
-    try:
-        number = int(str(attempt))
-        check_ids(str(deployment_id), number)
-    except ValueError:
-        return None
-    if found_labels.get(LABEL_DEPLOY_ID) != label_value(str(deployment_id)):
-        return None
-    return str(deployment_id), number
 
 
 def file_key(path: str) -> str:
     """The Secret key of a configuration file mounted at `path` (e.g. the CA file):
     `file-<12 hex of sha256(path)>-<its base name>`, so the key keeps the file's suffix."""
     base = re.sub(r"[^-._a-zA-Z0-9]", "_", path.rsplit("/", 1)[-1])[-100:]
-    return f"file-{_digest(path, 12)}-{base}"
+    return f"file-{digest(path, 12)}-{base}"
 
 
 # ---- the Secret --------------------------------------------------------------------------------
@@ -272,114 +174,10 @@ def job_manifest(
 ) -> dict[str, Any]:
     """The attempt's Job (see the module's docstring). `file_paths`: configuration files the
     Secret carries (`secret_manifest(files=...)`), each mounted read-only at its own path."""
-    check_ids(spec.deployment_id, spec.attempt)
+    check_attempt(spec.deployment_id, spec.attempt)
     if spec.deadline_s <= 0:
         raise ValueError(f"deadline_s must be positive, got {spec.deadline_s}")
     name = job_name(spec.deployment_id, spec.attempt)
-    env = _check_env(spec)
-    resume = spec.resume_events is not None
-    command = runner_command(spec, BUILD_MOUNT, RESUME_FILE if resume else None)
-    res = settings.resources
-    secret_items = [{"key": KEY_ENV, "path": KEY_ENV}]
-    if resume:
-        secret_items.append({"key": KEY_RESUME, "path": KEY_RESUME})
-    mounts: list[dict[str, Any]] = [
-        {"name": "build", "mountPath": BUILD_MOUNT, "readOnly": True},
-        {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True},
-        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - in the container
-        {"name": "work", "mountPath": WORK_DIR},
-        {"name": "home", "mountPath": HOME_DIR},
-    ]
-    taken = {m["mountPath"] for m in mounts}
-    read_only = (BUILD_MOUNT, SECRETS_DIR, BUNDLE_DIR)  # no mount point can be made inside
-    for path in file_paths:
-        if not path.startswith("/") or path in taken:
-            raise ValueError(f"configuration file {path!r}: expected a free absolute path")
-        if any(path.startswith(f"{t}/") for t in read_only):
-            raise ValueError(f"configuration file {path!r} would be inside a read-only mount")
-        taken.add(path)
-        key = file_key(path)
-        secret_items.append({"key": key, "path": key})
-        mounts.append({"name": "secrets", "mountPath": path, "subPath": key, "readOnly": True})
-    runner = {
-        "name": RUNNER_CONTAINER,
-        "image": settings.image,
-        "imagePullPolicy": settings.image_pull_policy,
-        "command": ["forge-runner"],
-        "args": command,
-        "workingDir": WORK_DIR,
-        "env": [{"name": k, "value": v} for k, v in env.items()],
-        "resources": {
-            "requests": {
-                "cpu": res.cpu_request,
-                "memory": res.memory_request,
-                "ephemeral-storage": res.ephemeral_request,
-            },
-            "limits": {
-                "cpu": res.cpu_limit,
-                "memory": res.memory_limit,
-                "ephemeral-storage": res.ephemeral_limit,
-            },
-        },
-        "securityContext": _security_context(),
-        "volumeMounts": mounts,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-    }
-    fetch = {
-        "name": FETCH_CONTAINER,
-        "image": settings.image,
-        "imagePullPolicy": settings.image_pull_policy,
-        "command": [settings.fetch_python, "-I", "-c", FETCH_SCRIPT],
-        "args": [BUNDLE_URL_FILE, BUILD_MOUNT, str(settings.bundle_max_bytes)],
-        "workingDir": BUILD_MOUNT,
-        "resources": {
-            "requests": {"cpu": "100m", "memory": "64Mi", "ephemeral-storage": "64Mi"},
-            "limits": {"cpu": "500m", "memory": "256Mi", "ephemeral-storage": res.build_size},
-        },
-        "securityContext": _security_context(),
-        "volumeMounts": [
-            {"name": "build", "mountPath": BUILD_MOUNT},
-            {"name": "bundle", "mountPath": BUNDLE_DIR, "readOnly": True},
-        ],
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-    }
-    pod_spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "terminationGracePeriodSeconds": settings.grace_s,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUNNER_UID,
-            "runAsGroup": RUNNER_GID,
-            "fsGroup": RUNNER_GID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "initContainers": [fetch],
-        "containers": [runner],
-        "volumes": [
-            _empty_dir("build", res.build_size),
-            _empty_dir("tmp", res.tmp_size),
-            _empty_dir("work", res.work_size),
-            _empty_dir("home", res.home_size),
-            {
-                "name": "secrets",
-                "secret": {"secretName": name, "defaultMode": 0o440, "items": secret_items},
-            },
-            {
-                "name": "bundle",
-                "secret": {
-                    "secretName": name,
-                    "defaultMode": 0o440,
-                    "items": [{"key": KEY_BUNDLE, "path": "url"}],
-                },
-            },
-        ],
-    }
-    if settings.service_account is not None:
-        pod_spec["serviceAccountName"] = settings.service_account
-    if settings.node_selector:
-        pod_spec["nodeSelector"] = dict(settings.node_selector)
     meta_labels = labels(spec.deployment_id, spec.attempt, managed=managed)
     notes = attempt_annotations(spec.deployment_id, spec.attempt)
     manifest = {
@@ -397,9 +195,145 @@ def job_manifest(
             "ttlSecondsAfterFinished": settings.ttl_after_finished_s,
             "template": {
                 "metadata": {"labels": meta_labels, "annotations": notes},
-                "spec": pod_spec,
+                "spec": _pod_spec(spec, settings, name, file_paths),
             },
         },
     }
     refuse_secret_values(spec.secrets, {"Job": manifest})
     return manifest
+
+
+def _pod_spec(
+    spec: RunSpec, settings: JobSettings, name: str, file_paths: Sequence[str]
+) -> dict[str, Any]:
+    """One pod: the init container fetching the build, the runner, their volumes."""
+    res = settings.resources
+    secret_items = [{"key": KEY_ENV, "path": KEY_ENV}]
+    if spec.resume_events is not None:
+        secret_items.append({"key": KEY_RESUME, "path": KEY_RESUME})
+    mounts, file_items = _runner_mounts(file_paths)
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": settings.grace_s,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUNNER_UID,
+            "runAsGroup": RUNNER_GID,
+            "fsGroup": RUNNER_GID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "initContainers": [_fetch_container(settings)],
+        "containers": [_runner_container(spec, settings, mounts)],
+        "volumes": [
+            _empty_dir("build", res.build_size),
+            _empty_dir("tmp", res.tmp_size),
+            _empty_dir("work", res.work_size),
+            _empty_dir("home", res.home_size),
+            {
+                "name": "secrets",
+                "secret": {
+                    "secretName": name,
+                    "defaultMode": 0o440,
+                    "items": secret_items + file_items,
+                },
+            },
+            {
+                "name": "bundle",
+                "secret": {
+                    "secretName": name,
+                    "defaultMode": 0o440,
+                    "items": [{"key": KEY_BUNDLE, "path": "url"}],
+                },
+            },
+        ],
+    }
+    if settings.service_account is not None:
+        pod_spec["serviceAccountName"] = settings.service_account
+    if settings.node_selector:
+        pod_spec["nodeSelector"] = dict(settings.node_selector)
+    return pod_spec
+
+
+def _runner_mounts(
+    file_paths: Sequence[str],
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """(the runner's volume mounts, the Secret's items of the configuration files)."""
+    mounts: list[dict[str, Any]] = [
+        {"name": "build", "mountPath": BUILD_MOUNT, "readOnly": True},
+        {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - in the container
+        {"name": "work", "mountPath": WORK_DIR},
+        {"name": "home", "mountPath": HOME_DIR},
+    ]
+    items: list[dict[str, str]] = []
+    taken = {m["mountPath"] for m in mounts}
+    read_only = (BUILD_MOUNT, SECRETS_DIR, BUNDLE_DIR)  # no mount point can be made inside
+    for path in file_paths:
+        if not path.startswith("/") or path in taken:
+            raise ValueError(f"configuration file {path!r}: expected a free absolute path")
+        if any(path.startswith(f"{t}/") for t in read_only):
+            raise ValueError(f"configuration file {path!r} would be inside a read-only mount")
+        taken.add(path)
+        key = file_key(path)
+        items.append({"key": key, "path": key})
+        mounts.append({"name": "secrets", "mountPath": path, "subPath": key, "readOnly": True})
+    return mounts, items
+
+
+def _runner_container(
+    spec: RunSpec, settings: JobSettings, mounts: list[dict[str, Any]]
+) -> dict[str, Any]:
+    res = settings.resources
+    resume = RESUME_FILE if spec.resume_events is not None else None
+    return {
+        "name": RUNNER_CONTAINER,
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["forge-runner"],
+        "args": runner_command(spec, BUILD_MOUNT, resume),
+        "workingDir": WORK_DIR,
+        "env": [{"name": k, "value": v} for k, v in _check_env(spec).items()],
+        "resources": {
+            "requests": {
+                "cpu": res.cpu_request,
+                "memory": res.memory_request,
+                "ephemeral-storage": res.ephemeral_request,
+            },
+            "limits": {
+                "cpu": res.cpu_limit,
+                "memory": res.memory_limit,
+                "ephemeral-storage": res.ephemeral_limit,
+            },
+        },
+        "securityContext": _security_context(),
+        "volumeMounts": mounts,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+
+
+def _fetch_container(settings: JobSettings) -> dict[str, Any]:
+    """The init container: the build's bundle fetched into the `build` emptyDir."""
+    return {
+        "name": FETCH_CONTAINER,
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": [settings.fetch_python, "-I", "-c", FETCH_SCRIPT],
+        "args": [BUNDLE_URL_FILE, BUILD_MOUNT, str(settings.bundle_max_bytes)],
+        "workingDir": BUILD_MOUNT,
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "64Mi", "ephemeral-storage": "64Mi"},
+            "limits": {
+                "cpu": "500m",
+                "memory": "256Mi",
+                "ephemeral-storage": settings.resources.build_size,
+            },
+        },
+        "securityContext": _security_context(),
+        "volumeMounts": [
+            {"name": "build", "mountPath": BUILD_MOUNT},
+            {"name": "bundle", "mountPath": BUNDLE_DIR, "readOnly": True},
+        ],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }

@@ -1,28 +1,18 @@
 """The Docker launcher: one hardened container per deploy attempt, through the Docker SDK.
 
-The container is `specs.docker_container_spec` (that is `dispatcher.container`'s spec: non-root,
-read-only root filesystem, no capabilities, limits, build dir read-only at /build, tokens in a
-mounted file), named `forge-deploy-<id>-<attempt>` and labelled with the deploy id, the attempt
-and `forge.managed=true`. Launching is idempotent: a container of that name is adopted (and
-started if it was only created), and a `409 Conflict` on create means another call made it
-first, which is success too. The engine keeps the container's logs until `remove`, so a
-restarted dispatcher streams an attempt from its first event (`running()` finds it by label).
-
-Host files of an attempt live in `<files_root>/forge-deploy-<id>-<attempt>/` (a tmpfs,
-`/dev/shm`, by default): `secrets.env` (`container.write_secrets_file`), `events.jsonl` (the
-runner's copy of its masked events, mounted writable; `recorded` reads it back) and, when
-resuming, `resume.jsonl` (the earlier attempts' masked events, non-secret, mounted read-only).
-
-Why the copy: the engine reads a container's output in chunks and writes it to the log line by
-line; an engine killed between the two loses the rest of that chunk (one line in the middle of
-a deploy, or its last lines). The copy is on the host, untouched by the engine.
+The container is `spec.docker_container_spec` (non-root, read-only root filesystem, no
+capabilities, limits, build dir read-only at /build, tokens in a mounted file), named
+`forge-deploy-<id>-<attempt>` and labelled with the deployment id, the attempt and
+`forge.managed=true`. Launching is idempotent: a container of that name is adopted (and started
+if it was only created), and a `409 Conflict` on create means another call made it first, which
+is success too. The engine keeps the container's logs until `remove`, so a restarted dispatcher
+streams an attempt from its first event (`running()` finds it by label). The attempt's host
+files (secrets, the runner's events copy, resume) are `files`'.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -33,24 +23,22 @@ import docker
 import requests
 import urllib3
 
-from dispatcher.container import (
-    RUNNER_GID,
-    RUNNER_UID,
+from dispatcher.core.ports import Exit, Handle, Launcher, RunSpec, attempt_name
+from dispatcher.launchers.common import split_lines
+from dispatcher.launchers.docker.files import (
     SECRETS_ROOT,
-    Limits,
-    container_name,
-    docker_run_command,
+    read_events_copy,
     remove_secrets_file,
+    write_events_copy,
+    write_resume_file,
     write_secrets_file,
 )
-from dispatcher.launchers.base import Exit, Handle, Launcher, RunSpec
-from dispatcher.launchers.specs import (
+from dispatcher.launchers.docker.spec import (
     MANAGED_FILTER,
+    Limits,
     docker_container_spec,
-    docker_events_copy_file,
-    docker_resume_file,
+    docker_run_command,
     handle_fields,
-    split_lines,
 )
 
 _STOP_WAIT_S = 30.0  # after SIGKILL, how long the engine may take to report the container gone
@@ -98,7 +86,7 @@ class DockerLauncher(Launcher):
             limits=self.limits,
         )
 
-    def reproduce_command(self, spec: RunSpec) -> str:
+    def reproduce_command(self, spec: RunSpec) -> str | None:
         """The `docker run` line that starts the same container (the secrets file's path, never
         its content; the file exists while the attempt has not been removed)."""
         return docker_run_command(self.container_spec(spec))
@@ -128,18 +116,9 @@ class DockerLauncher(Launcher):
 
     def _create(self, spec: RunSpec, kwargs: dict[str, Any]) -> Any:
         write_secrets_file(spec.secrets, spec.deployment_id, spec.attempt, root=self.files_root)
-        copy = docker_events_copy_file(spec.deployment_id, spec.attempt, self.files_root)
-        _empty_events_copy(copy)
+        write_events_copy(spec.deployment_id, spec.attempt, self.files_root)
         if spec.resume_events is not None:
-            path = docker_resume_file(spec, self.files_root)
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            # Non-secret (masked events); readable by the container's user.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-            try:
-                os.write(fd, spec.resume_events.encode())
-            finally:
-                os.close(fd)
+            write_resume_file(spec.resume_events, spec.deployment_id, spec.attempt, self.files_root)
         try:
             return self.client.containers.create(**kwargs)
         except docker.errors.ImageNotFound as e:
@@ -161,7 +140,7 @@ class DockerLauncher(Launcher):
             return None
 
     def _container(self, handle: Handle) -> Any | None:
-        return self._find(handle.ref or container_name(handle.deployment_id, handle.attempt))
+        return self._find(handle.ref or attempt_name(handle.deployment_id, handle.attempt))
 
     def stream(self, handle: Handle) -> Iterator[str]:
         box = self._container(handle)
@@ -174,15 +153,8 @@ class DockerLauncher(Launcher):
             chunks.close()
 
     def recorded(self, handle: Handle) -> list[str]:
-        """The complete lines of the runner's events copy (a last line still being written is
-        left for the next read)."""
-        copy = docker_events_copy_file(handle.deployment_id, handle.attempt, self.files_root)
-        try:
-            data = copy.read_bytes()
-        except FileNotFoundError:
-            return []
-        complete = data[: data.rfind(b"\n") + 1]
-        return complete.decode("utf-8", errors="replace").splitlines()
+        """The complete lines of the runner's events copy (`files.read_events_copy`)."""
+        return read_events_copy(handle.deployment_id, handle.attempt, self.files_root)
 
     def wait(self, handle: Handle, timeout_s: float | None = None) -> Exit:
         box = self._container(handle)
@@ -265,17 +237,6 @@ class DockerLauncher(Launcher):
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             return f"the Docker engine cannot inspect {self.image}: {e}"
         return None
-
-
-def _empty_events_copy(path: Path) -> None:
-    """The attempt's events copy, empty, writable by the container's user only (non-secret:
-    the runner masks every line; a new container of the attempt starts its seq again)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        if os.geteuid() == 0:
-            os.fchown(fd, RUNNER_UID, RUNNER_GID)
-    finally:
-        os.close(fd)
 
 
 def _first_line(error: BaseException) -> str:

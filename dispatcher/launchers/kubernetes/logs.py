@@ -9,8 +9,8 @@ from typing import Any
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from dispatcher.launchers import k8s_specs as specs
-from dispatcher.launchers.k8s_status import (
+from dispatcher.launchers.kubernetes import spec as specs
+from dispatcher.launchers.kubernetes.status import (
     KubernetesError,
     PodView,
     api_error,

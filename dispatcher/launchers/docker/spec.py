@@ -1,7 +1,9 @@
-"""The hardened container of one deploy, as data: Docker SDK kwargs and the equivalent `docker run`.
+"""The hardened container of one deploy attempt, as data: Docker SDK kwargs and the equivalent
+`docker run`. Pure: the files the container mounts are made by `files`, the container by
+`launcher`.
 
-`runner_container_spec(...)` is a pure function returning the keyword arguments of the Docker
-SDK's `containers.create(**spec)` / `containers.run(**spec, detach=True)`. The container:
+`runner_container_spec(...)` returns the keyword arguments of the Docker SDK's
+`containers.create(**spec)`. The container:
 
 - runs as the image's non-root user (`RUNNER_UID`), with a read-only root filesystem and
   size-limited tmpfs for `/tmp` (the runner's work copy), `/work` (its working directory) and
@@ -13,59 +15,56 @@ SDK's `containers.create(**spec)` / `containers.run(**spec, detach=True)`. The c
   (`FORGE_ENV_FILE` names it; `runner.settings` reads it at start), never as `-e TOKEN=value`,
   so `docker inspect` shows a path and no token. Only non-secret configuration goes in the
   environment; a secret-looking name there is refused;
-- is named `forge-deploy-<deploy id>-<attempt>` and labelled with both, so a retried create
-  finds its container and a retry after a failure never collides with the failed attempt.
+- is named `forge-deploy-<deployment id>-<attempt>` and labelled with both, so a retried
+  create finds its container and a retry after a failure never collides with the failed one.
 
-`docker_run_argv(spec)` / `docker_run_command(spec)` give the same container as one `docker run`
-line, which a person runs to replay a deploy. `write_secrets_file` is the one effect here: it
-makes the host-side secrets file on a tmpfs (`/dev/shm`), readable only by the container's uid.
+`docker_container_spec(spec, image, ...)` is that container for one `RunSpec`, as the launcher
+makes it: plus the `forge.managed=true` label, the runner's events copy mounted writable and,
+when resuming, the earlier events mounted read-only. `docker_run_argv(spec)` /
+`docker_run_command(spec)` give the same container as one `docker run` line, which a person
+runs to replay a deploy.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import shutil
-import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-RUNNER_UID = 10001
-RUNNER_GID = 10001
-BUILD_MOUNT = "/build"
+from dispatcher.core.ports import RunSpec, attempt_name, check_attempt
+from dispatcher.core.secrets import is_secret_name
+from dispatcher.launchers.common import (
+    BUILD_MOUNT,
+    HOME_DIR,
+    LABEL_ATTEMPT,
+    LABEL_DEPLOY_ID,
+    LABEL_MANAGED,
+    RUNNER_GID,
+    RUNNER_UID,
+    WORK_DIR,
+    check_plain_env,
+    refuse_secret_values,
+    runner_command,
+)
+from dispatcher.launchers.docker.files import (
+    EVENTS_COPY_MOUNT,
+    RESUME_MOUNT,
+    SECRETS_ROOT,
+    events_copy_file,
+    resume_file,
+    secrets_file,
+)
+from runner.events import DeploymentId
+
 SECRETS_MOUNT = "/run/forge/secrets.env"
-WORK_DIR = "/work"
-HOME_DIR = "/home/forge"
-# A tmpfs on the host: the file never reaches a disk. Its folder is checked to be ours.
-SECRETS_ROOT = Path("/dev/shm")  # noqa: S108
+MANAGED_FILTER = f"{LABEL_MANAGED}=true"
 
-LABEL_DEPLOY_ID = "forge.deploy_id"
-LABEL_ATTEMPT = "forge.attempt"
-
-_DEPLOY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SIZE = re.compile(r"^(\d+)([kmg]?)$")
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-
-# Names whose values are secrets: they go in the secrets file, never in the environment.
-SECRET_NAMES = frozenset(
-    {"GH_TOKEN", "GH_ENTERPRISE_TOKEN", "SUPABASE_ACCESS_TOKEN", "VERCEL_TOKEN"}
-)
-_SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|PRIVATE_KEY|API_KEY)$", re.IGNORECASE)
-
-
-def is_secret_name(name: str) -> bool:
-    return name in SECRET_NAMES or bool(_SECRET_NAME.search(name))
-
-
-def split_env(values: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """(plain, secret): what may go in the container's environment, what goes in the file."""
-    plain = {k: v for k, v in values.items() if not is_secret_name(k)}
-    secret = {k: v for k, v in values.items() if is_secret_name(k)}
-    return plain, secret
 
 
 @dataclass(frozen=True)
@@ -88,15 +87,6 @@ def size_bytes(size: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
-def container_name(deploy_id: str, attempt: int) -> str:
-    """`forge-deploy-<id>-<attempt>`: deterministic, distinct per attempt."""
-    if not _DEPLOY_ID.match(deploy_id):
-        raise ValueError(f"deploy id {deploy_id!r} is malformed: 1-64 of A-Z a-z 0-9 _ . -")
-    if attempt < 1:
-        raise ValueError(f"attempt must be 1 or more, got {attempt}")
-    return f"forge-deploy-{deploy_id}-{attempt}"
-
-
 def _tmpfs(size: str, mode: str, owner: bool) -> str:
     options = ["rw", "nosuid", "nodev", f"size={_size_flag(size_bytes(size))}", f"mode={mode}"]
     if owner:
@@ -111,7 +101,7 @@ def _bind(source: str | Path, target: str) -> dict[str, Any]:
 
 def runner_container_spec(
     image: str,
-    deploy_id: str,
+    deployment_id: str,
     attempt: int,
     build_dir: str | Path,
     secrets_file: str | Path,
@@ -131,11 +121,11 @@ def runner_container_spec(
     mounted read-only at its own path. `network` is `bridge` in production, `host` in tests.
     """
     limits = limits or Limits()
-    name = container_name(deploy_id, attempt)
+    name = attempt_name(deployment_id, attempt)
     for label, path in (("build_dir", build_dir), ("secrets_file", secrets_file)):
         if not Path(path).is_absolute():
             raise ValueError(f"{label} must be an absolute host path, got {str(path)!r}")
-    fixed = {"FORGE_DEPLOY_ID": deploy_id, "FORGE_ENV_FILE": SECRETS_MOUNT}
+    fixed = {"FORGE_DEPLOY_ID": deployment_id, "FORGE_ENV_FILE": SECRETS_MOUNT}
     environment: dict[str, str] = {}
     for key, value in (env or {}).items():
         if not _ENV_NAME.match(key):
@@ -170,7 +160,7 @@ def runner_container_spec(
         "image": image,
         "command": list(command),
         "name": name,
-        "labels": {LABEL_DEPLOY_ID: deploy_id, LABEL_ATTEMPT: str(attempt)},
+        "labels": {LABEL_DEPLOY_ID: deployment_id, LABEL_ATTEMPT: str(attempt)},
         "user": f"{RUNNER_UID}:{RUNNER_GID}",
         "working_dir": WORK_DIR,
         "environment": environment,
@@ -244,62 +234,64 @@ def docker_run_command(spec: Mapping[str, Any], *, docker: str = "docker", rm: b
     return shlex.join(docker_run_argv(spec, docker=docker, rm=rm))
 
 
-# ---- the one effect: the host-side secrets file ------------------------------------------------
-
-
-def format_env_file(values: Mapping[str, str]) -> str:
-    """`KEY='value'` lines that `runner.settings` (python-dotenv) reads back exactly.
-
-    Refuses what cannot round-trip: a newline or NUL in a value, and `${` (python-dotenv
-    expands variables in values)."""
-    lines = []
-    for key, value in values.items():
-        if not _ENV_NAME.match(key):
-            raise ValueError(f"environment name {key!r} is malformed")
-        if any(c in value for c in "\n\r\0") or "${" in value:
-            raise ValueError(f"the value of {key} cannot go in an env file (newline, NUL or ${{)")
-        escaped = value.replace("\\", "\\\\").replace("'", "\\'")
-        lines.append(f"{key}='{escaped}'\n")
-    return "".join(lines)
-
-
-def secrets_dir(deploy_id: str, attempt: int, root: Path = SECRETS_ROOT) -> Path:
-    return root / container_name(deploy_id, attempt)
-
-
-def write_secrets_file(
-    values: Mapping[str, str],
-    deploy_id: str,
-    attempt: int,
+def docker_container_spec(
+    spec: RunSpec,
+    image: str,
     *,
-    root: Path = SECRETS_ROOT,
-    uid: int = RUNNER_UID,
-    gid: int = RUNNER_GID,
-) -> Path:
-    """Write `values` to `<root>/forge-deploy-<id>-<attempt>/secrets.env`: the directory 0700
-    (its owner: whoever runs the dispatcher), the file 0400 owned by the container's uid.
-    Returns the file's path, for `runner_container_spec(secrets_file=...)`. Run as root (or as
-    `uid` itself): otherwise the file stays the caller's and the container cannot read it."""
-    text = format_env_file(values)
-    folder = secrets_dir(deploy_id, attempt, root)
-    folder.mkdir(mode=0o700, parents=False, exist_ok=True)
-    info = folder.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-        raise PermissionError(f"{folder} exists and is not a directory of ours: refusing to use it")
-    folder.chmod(0o700)
-    path = folder / "secrets.env"
-    if path.exists():
-        path.unlink()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+    files_root: Path = SECRETS_ROOT,
+    network: str = "bridge",
+    read_only_files: Sequence[str | Path] = (),
+    limits: Limits | None = None,
+) -> dict[str, Any]:
+    """The `containers.create(**kwargs)` of one attempt: `runner_container_spec` (hardening,
+    build dir read-only at /build, secrets file at /run/forge/secrets.env, name and labels
+    with the attempt) + the managed label + the events copy, writable, at `EVENTS_COPY_MOUNT` +
+    the resume mount when `spec.resume_events` is set. The host files are `files`'."""
+    check_plain_env(spec.env)
+    resume = spec.resume_events is not None
+    command = runner_command(spec, BUILD_MOUNT, RESUME_MOUNT if resume else None)
+    kwargs = runner_container_spec(
+        image,
+        spec.deployment_id,
+        spec.attempt,
+        Path(spec.build_dir),
+        secrets_file(spec.deployment_id, spec.attempt, files_root),
+        command,
+        env={**spec.env, "FORGE_EVENTS_COPY": EVENTS_COPY_MOUNT},
+        read_only_files=read_only_files,
+        network=network,
+        limits=limits,
+    )
+    kwargs["labels"] = {**kwargs["labels"], LABEL_MANAGED: "true"}
+    copy = events_copy_file(spec.deployment_id, spec.attempt, files_root)
+    kwargs["mounts"] = [
+        *kwargs["mounts"],
+        {"Type": "bind", "Source": str(copy), "Target": EVENTS_COPY_MOUNT, "ReadOnly": False},
+    ]
+    if resume:
+        source = resume_file(spec.deployment_id, spec.attempt, files_root)
+        kwargs["mounts"] = [
+            *kwargs["mounts"],
+            {"Type": "bind", "Source": str(source), "Target": RESUME_MOUNT, "ReadOnly": True},
+        ]
+    refuse_secret_values(
+        spec.secrets,
+        {
+            "command": kwargs["command"],
+            "environment": kwargs["environment"],
+            "labels": kwargs["labels"],
+            "mounts": kwargs["mounts"],
+        },
+    )
+    return kwargs
+
+
+def handle_fields(labels: Mapping[str, str]) -> tuple[DeploymentId, int] | None:
+    """(deployment id, attempt) from a container's labels; None when they are not ours."""
+    deployment_id, attempt = labels.get(LABEL_DEPLOY_ID), labels.get(LABEL_ATTEMPT)
+    if labels.get(LABEL_MANAGED) != "true" or not deployment_id or not attempt:
+        return None
     try:
-        os.write(fd, text.encode())
-        if os.geteuid() == 0:
-            os.fchown(fd, uid, gid)
-    finally:
-        os.close(fd)
-    return path
-
-
-def remove_secrets_file(deploy_id: str, attempt: int, root: Path = SECRETS_ROOT) -> None:
-    """Remove what `write_secrets_file` made (once the container has exited or been removed)."""
-    shutil.rmtree(secrets_dir(deploy_id, attempt, root), ignore_errors=True)
+        return check_attempt(deployment_id, int(attempt))
+    except ValueError:
+        return None

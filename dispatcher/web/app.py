@@ -1,6 +1,5 @@
-"""The dispatcher's HTTP API: `create_app(store, control, settings)` builds the FastAPI app.
-
-Routes (FastAPI serves the OpenAPI document at /openapi.json):
+"""The dispatcher's web app: `create_app(deployments, settings)` puts the HTTP API
+(`dispatcher.api`) and the pages (`dispatcher.ui`) side by side over one front door.
 
     POST /v1/deployments                  queue a deploy (Idempotency-Key: same key, same one)
     GET  /v1/deployments[?project_id=&limit=]
@@ -9,12 +8,12 @@ Routes (FastAPI serves the OpenAPI document at /openapi.json):
     POST /v1/deployments/{id}/cancel | retry | teardown
     GET  /healthz                         unauthenticated: liveness and store reachability
     GET  /metrics                         unauthenticated: Prometheus text, no secret in it
+    GET  /ui/...                          the pages, under their own session (`dispatcher.ui`)
 
-Every /v1 request is signed (`dispatcher.api.auth`) and at most `max_body_bytes` long; both are
-checked before the body is parsed, so a refused request creates nothing. Every error is JSON,
-`{"error": {"code", "message"}}`, and never a traceback or a secret. What the API asks of the
-rest of the dispatcher (wake the queue, cancel, retry, tear down, live events) is the `Control`
-(`dispatcher.api.routes.common`); the routes live in `dispatcher.api.routes`, one module each.
+FastAPI serves the OpenAPI document at /openapi.json. Every /v1 request is signed
+(`dispatcher.api.auth`) and at most `max_body_bytes` long; both are checked before the body is
+parsed, so a refused request creates nothing. Every error is JSON, `{"error": {"code",
+"message"}}`, and never a traceback or a secret (`dispatcher.api.errors`).
 """
 
 from __future__ import annotations
@@ -22,18 +21,17 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from dispatcher.api import auth
+from dispatcher.api import auth, routes
 from dispatcher.api.errors import install_error_handlers
-from dispatcher.api.metrics import RequestMetrics
-from dispatcher.api.routes import deployments, events, ops
-from dispatcher.api.routes.common import ApiSettings, Control
-from dispatcher.store.base import Store
+from dispatcher.core.deployments import Deployments
 from dispatcher.ui.routes import router as ui_router
+from dispatcher.web.metrics import RequestMetrics
+from dispatcher.web.settings import WebSettings
 
-__all__ = ["ApiSettings", "Control", "create_app"]
+__all__ = ["WebSettings", "create_app"]
 
 
-def create_app(store: Store, control: Control, settings: ApiSettings) -> FastAPI:
+def create_app(deployments: Deployments, settings: WebSettings) -> FastAPI:
     app = FastAPI(
         title="forge-dispatcher",
         version="1",
@@ -46,7 +44,7 @@ def create_app(store: Store, control: Control, settings: ApiSettings) -> FastAPI
     install_error_handlers(app)
 
     async def remember(signature: str, expires_at: float) -> bool:
-        return await run_in_threadpool(store.remember_signature, signature, expires_at)
+        return await run_in_threadpool(deployments.remember_signature, signature, expires_at)
 
     app.add_middleware(
         auth.HookGuard,
@@ -58,8 +56,6 @@ def create_app(store: Store, control: Control, settings: ApiSettings) -> FastAPI
         on_refused=lambda reason: settings.metrics.hook_auth_failures.labels(reason).inc(),
     )
     app.add_middleware(RequestMetrics, metrics=settings.metrics, routes=lambda: app.routes)
-    deployments.add_routes(app, store, control, settings)
-    events.add_routes(app, store, control, settings)
-    ops.add_routes(app, store, settings)
-    app.include_router(ui_router(store, control, settings))
+    routes.add_routes(app, deployments, settings)
+    app.include_router(ui_router(deployments, settings))
     return app
