@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import shutil
 import tempfile
@@ -113,7 +114,10 @@ def postgres_cluster(root: Path) -> tuple[ManagedCluster, str]:
 
 @contextlib.contextmanager
 def world(time_scale: float = 0.005, keep: bool = False) -> Iterator[World]:
-    root = Path(tempfile.mkdtemp(prefix="forge-reliability-", dir="/var/tmp"))
+    # FORGE_RELIABILITY_ROOT: a folder of the run's own, which `postgres` can enter (a world's
+    # cluster runs as it), so one run is told apart from another (tests/reliability/test_stop.py).
+    where = os.environ.get("FORGE_RELIABILITY_ROOT", "/var/tmp")  # noqa: S108 (mkdtemp below)
+    root = Path(tempfile.mkdtemp(prefix="forge-reliability-", dir=where))
     root.chmod(0o755)  # the cluster runs as `postgres`
     cluster, url = postgres_cluster(root / "pg")
     sandbox = SandboxProcess(root / "sandbox", url, time_scale)
