@@ -62,13 +62,13 @@ def dashboard(sandbox: SandboxProcess) -> tuple[str, str, str]:
     ref = api.create(f"bench-{uuid.uuid4().hex[:6]}")
     api.wait_status(ref)
     entry: dict[str, Any] | None = None
-    while not (entry and entry["api_keys"]):
+    while not (entry and entry["keys"]["secret"]):
         entry = project_entry(sandbox, ref)
         time.sleep(0.05)
     for path in KIT_SQL:
         api.query(ref, path.read_text())
     url = sandbox.info["supabase"]["project_url"].replace("{ref}", ref)
-    return url, entry["api_keys"][1], ref
+    return url, entry["keys"]["secret"], ref  # the legacy service_role JWT is disabled today
 
 
 def main() -> None:

@@ -52,6 +52,31 @@ class NotOurs(FatalError):
     """A resource with our name that forge-deploy did not create."""
 
 
+class MissingPermissions(FatalError):
+    """A scoped access token lacks fine-grained permissions the call needs (Supabase answers 403
+    with `missing_permissions`). Retrying cannot help: a token with them can. `purpose` says
+    what forge-deploy needed the call for, once the client that made it knows."""
+
+    def __init__(
+        self, provider: str, permissions: list[str], operation: str, purpose: str = ""
+    ) -> None:
+        self.permissions = permissions
+        self.operation = operation
+        self.purpose = purpose
+        needs = f"to {purpose} ({operation})" if purpose else f"for {operation}"
+        names = ", ".join(permissions)
+        plural = "permissions" if len(permissions) > 1 else "permission"
+        super().__init__(
+            provider,
+            403,
+            f"the access token lacks the {plural} {names}, which forge-deploy needs {needs}; "
+            f"use a token that has {names}",
+        )
+
+    def needed_to(self, purpose: str) -> MissingPermissions:
+        return MissingPermissions(self.provider, self.permissions, self.operation, purpose)
+
+
 class StepFailed(RunnerError):
     """A step ended in failure for a reason that is not a provider answer (e.g. a migration)."""
 

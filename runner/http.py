@@ -21,7 +21,13 @@ from typing import Any
 import requests
 import tenacity
 
-from runner.errors import AmbiguousError, FatalError, ProviderError, RetryableError
+from runner.errors import (
+    AmbiguousError,
+    FatalError,
+    MissingPermissions,
+    ProviderError,
+    RetryableError,
+)
 from runner.pacing import Pacer, reset_in
 
 log = logging.getLogger("forge.runner.http")
@@ -125,6 +131,27 @@ def _rate_limit_delay(provider: str, response: requests.Response, now: float) ->
     return None
 
 
+def _missing_permissions(response: requests.Response) -> list[str] | None:
+    """The `missing_permissions` of a scoped token's 403 (Supabase, since 2026-09-28)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    listed = body.get("missing_permissions") if isinstance(body, dict) else None
+    if isinstance(listed, list) and listed and all(isinstance(p, str) for p in listed):
+        return [str(p) for p in listed]
+    return None
+
+
+def _operation(response: requests.Response) -> str:
+    """`METHOD /path` of the request an answer belongs to (no query: it may carry anything)."""
+    request = response.request
+    if request is None:
+        return "the call"
+    path = (request.path_url or "/").partition("?")[0]
+    return f"{request.method} {path}"
+
+
 def classify(
     provider: str, response: requests.Response, now: float, idempotent: bool = True
 ) -> ProviderError | None:
@@ -132,6 +159,10 @@ def classify(
     status = response.status_code
     if status < 400:
         return None
+    if status == 403:
+        lacking = _missing_permissions(response)
+        if lacking:
+            return MissingPermissions(provider, lacking, _operation(response))
     message = provider_message(provider, response)
     if status == 429:
         return RetryableError(provider, status, message, _rate_limit_delay(provider, response, now))

@@ -29,6 +29,7 @@ _TOKEN = re.compile(r"^[\x21-\x7e]{8,512}$")
 _GH_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?$")
 _ORG_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _REGION = re.compile(r"^[a-z]{2}-[a-z]+-\d$")
+EXPOSURE_POLICIES = ("warn", "fail")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class RunSettings:
     heartbeat_s: float = 15.0
     backoff_scale: float = 1.0  # multiplies every retry wait; tests against the sandbox lower it
     vercel_uploads: int = 8  # FORGE_VERCEL_UPLOADS: files uploaded at once (bench/uploads.py)
+    # FORGE_EXPOSURE_POLICY: `warn`, or `fail` to stop the deploy when a table is readable or
+    # writable by anyone holding the publishable key (RLS off); the hook request's field
+    exposure_policy: str = "warn"
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,15 @@ class _Env:
         if not low <= value <= high:
             raise BadInput(f"{name} is out of range: expected {low} to {high}, got {raw}")
         return value
+
+    def choice(self, name: str, allowed: tuple[str, ...]) -> str:
+        """One of `allowed` (the first is the default)."""
+        value = self.get(name, allowed[0])
+        if value not in allowed:
+            raise BadInput(
+                f"{name} is malformed: expected one of {' | '.join(allowed)}, got {value!r}"
+            )
+        return str(value)
 
     def key(self, name: str) -> bytes | None:
         raw = self.get(name)
@@ -203,5 +216,6 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         heartbeat_s=env.number("FORGE_HEARTBEAT_S", 15.0, 0.1, 3600),
         backoff_scale=env.number("FORGE_BACKOFF_SCALE", 1.0, 0.0, 10),
         vercel_uploads=int(env.number("FORGE_VERCEL_UPLOADS", 8, 1, 64)),
+        exposure_policy=env.choice("FORGE_EXPOSURE_POLICY", EXPOSURE_POLICIES),
     )
     return Settings(github, supabase, vercel, run)

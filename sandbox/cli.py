@@ -63,6 +63,16 @@ def main() -> None:
     " secret), so the URL carries none and no `docker inspect` shows it.",
 )
 @click.option("--record", is_flag=True, help="Log every request and answer to traffic.jsonl.")
+@click.option(
+    "--supabase-defaults",
+    type=click.Choice(["2026", "2025"]),
+    default="2026",
+    show_default=True,
+    help="What new Supabase projects behave like: 2026 is Supabase today (legacy JWT keys"
+    " disabled, new public tables not granted to the API roles, the schema root closed to public"
+    " keys); 2025 is the older behaviour (legacy keys on, tables granted automatically, the"
+    " schema root open). Per project: PUT /_admin/supabase/projects/REF/defaults.",
+)
 def serve(
     state_dir: Path,
     host: str,
@@ -71,6 +81,7 @@ def serve(
     postgres_url: str | None,
     postgres_password_file: Path | None,
     record: bool,
+    supabase_defaults: str,
 ) -> None:
     """Start all emulators; print one JSON line once they accept connections."""
     from sandbox.server import serve as run
@@ -100,7 +111,16 @@ def serve(
                 param_hint="--postgres-password-file",
             )
     try:
-        run(state_dir.resolve(), host, faults, time_scale, postgres_url, record, password)
+        run(
+            state_dir.resolve(),
+            host,
+            faults,
+            time_scale,
+            postgres_url,
+            record,
+            password,
+            supabase_defaults,
+        )
     except PostgresError as e:
         raise click.ClickException(str(e)) from e
 

@@ -137,6 +137,7 @@ class Context:
     faults: FaultBook
     postgres: PostgresServer
     recorder: Recorder | None = None
+    supabase_defaults: str = "2026"  # what new Supabase projects get (`--supabase-defaults`)
 
     def service_dir(self, name: str) -> Path:
         path = self.state_dir / name

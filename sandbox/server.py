@@ -90,6 +90,7 @@ def announcement(ctx: Context) -> dict[str, Any]:
             "org": ident.supabase_org_slug,
             "profile_file": str(ctx.state_dir / "supabase" / "profile.yaml"),
             "project_url": urls.supabase_project("{ref}"),
+            "defaults": ctx.supabase_defaults,
         },
         "vercel": {
             "api": urls.vercel_api,
@@ -175,6 +176,7 @@ def serve(
     postgres_url: str | None,
     record: bool,
     postgres_password: str = "",
+    supabase_defaults: str = "2026",
 ) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     lock = _hold_state_dir(state_dir)  # released when this process ends
@@ -202,6 +204,7 @@ def serve(
             faults=book,
             postgres=pg,
             recorder=Recorder(state_dir / "traffic.jsonl") if record else None,
+            supabase_defaults=supabase_defaults,
         )
         services = [github.build(ctx), supabase.build(ctx), vercel.build(ctx)]
         asyncio.run(_run(ctx, services))

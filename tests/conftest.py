@@ -19,6 +19,7 @@ import pytest
 from runner.context import RunContext
 from sandbox.postgres import ManagedCluster, free_port
 from tests.support import runner as runner_support
+from tests.support import secret_shapes
 from tests.support.clis import REPO, CliRunner
 from tests.support.sandbox import SandboxProcess
 
@@ -92,7 +93,8 @@ def cli(sandbox: SandboxProcess, tmp_path: Path) -> CliRunner:
 
 
 def _assert_no_secret_in_runner_output(handle: SandboxProcess) -> None:
-    """No token, database password or API key of this session in anything a runner printed."""
+    """No token, database password or API key of this session in anything a runner printed, and
+    nothing shaped like a secret key, an access token or a service-role JWT."""
     info = handle.info
     known = [info["github"]["token"], info["supabase"]["token"], info["vercel"]["token"]]
     resources = handle.resources()
@@ -102,6 +104,7 @@ def _assert_no_secret_in_runner_output(handle: SandboxProcess) -> None:
     secrets_ = [s for s in known if s and len(s) >= 8]
     captured = "\n".join(runner_support.CAPTURED)
     leaked = [f"{s[:4]}...({len(s)} chars)" for s in secrets_ if s in captured]
+    leaked += secret_shapes.found(captured)  # a key of a project deleted since, by its shape
     assert not leaked, f"secrets reached runner output: {leaked}"
 
 

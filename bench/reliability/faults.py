@@ -1,5 +1,8 @@
-"""The fault matrix: every provider call of a recorded clean deploy, redeploy and teardown,
-times every fault kind, each case one fresh app against the sandbox.
+"""The fault matrix: every provider call of a recorded clean deploy, redeploy, revival and
+teardown, times every fault kind, each case one fresh app against the sandbox. The revival is a
+redeploy of an app whose Supabase project was paused (a week idle) and whose secret key was
+deleted: it restores the project and makes a `forge_deploy` secret key, so those calls are in
+the matrix too.
 
 A transient kind must end as the clean run did (`live`, or `removed` for a teardown) with
 exactly the resources the clean run left; a permanent kind (a 403 that is not GitHub's
@@ -13,16 +16,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.reliability import runs
 from bench.reliability.table import Verdict
 from bench.reliability.traffic import Call, calls
 from bench.reliability.world import MIGRATIONS, World, unique_name
-from tests.support.runner import TEST_KNOBS
+from tests.support.runner import TEST_KNOBS, RunnerProcess
+from tests.support.supabase_api import Management
 
 CLIENT_TIMEOUT_S = float(TEST_KNOBS["FORGE_HTTP_TIMEOUT_S"])
-SCENARIOS = ("deploy", "redeploy", "teardown")
+SCENARIOS = ("deploy", "redeploy", "revive", "teardown")
 SANDBOX_MESSAGE = "fault injected by the sandbox"
 
 
@@ -61,22 +66,51 @@ class Recording:
 
 
 def record(w: World) -> Recording:
-    name = unique_name("rec")
-    build = w.build(name)
-    runner = w.runner(w.root / "work" / name)
+    """Each scenario run cleanly after what a case runs before it: deploy, redeploy and teardown
+    one after the other on one app; the revival on an app of its own right after its first
+    deploy (as a revive case runs it), so its resources are what a case should leave."""
     found: dict[str, list[Call]] = {}
     expected: dict[str, dict[str, int]] = {}
-    for scenario in SCENARIOS:
+
+    def recorded(scenario: str, name: str, build: Path, runner: RunnerProcess) -> None:
         start = len(w.sandbox.traffic())
-        if scenario == "redeploy":
-            (build / "public" / "build.txt").write_text(f"{name} v2")
-        args = _args(scenario, name, build)
-        result = runs.run(runner, args)
-        if result.returncode != 0:
-            raise RuntimeError(f"the clean {scenario} failed:\n{result.tail()}")
+        _clean(runner, scenario, name, build)
         found[scenario] = calls(w.sandbox.traffic(), name, start, w.accounts())
         expected[scenario] = w.count(name)
-    return Recording(found, expected)
+
+    name = unique_name("rec")
+    build, runner = w.build(name), w.runner(w.root / "work" / name)
+    for scenario in ("deploy", "redeploy", "teardown"):
+        if scenario == "redeploy":
+            (build / "public" / "build.txt").write_text(f"{name} v2")
+        recorded(scenario, name, build, runner)
+    revived = unique_name("rev")
+    build, runner = w.build(revived), w.runner(w.root / "work" / revived)
+    _clean(runner, "deploy", revived, build)
+    (build / "public" / "build.txt").write_text(f"{revived} v2")
+    paused_without_secret_key(w, revived)
+    recorded("revive", revived, build, runner)
+    return Recording({s: found[s] for s in SCENARIOS}, expected)
+
+
+def _clean(runner: RunnerProcess, scenario: str, name: str, build: Path) -> None:
+    result = runs.run(runner, _args(scenario, name, build))
+    if result.returncode != 0:
+        raise RuntimeError(f"the clean {scenario} of {name} failed:\n{result.tail()}")
+
+
+def paused_without_secret_key(w: World, name: str) -> None:
+    """The app's project paused, as Supabase pauses an idle free project, and its secret keys
+    deleted, as an owner rotating keys might: the next deploy restores it and makes its own."""
+    [ref] = [
+        p["ref"] for p in w.sandbox.resources()["supabase"]["projects"]
+        if p["name"] == f"forge-{name}"
+    ]  # fmt: skip
+    api = Management(w.sandbox)
+    for key in api("GET", f"/v1/projects/{ref}/api-keys").json():
+        if key["type"] == "secret":
+            api("DELETE", f"/v1/projects/{ref}/api-keys/{key['id']}").raise_for_status()
+    w.sandbox.admin("POST", f"supabase/projects/{ref}/pause").raise_for_status()
 
 
 def _args(scenario: str, name: str, build: Any) -> list[str]:
@@ -116,6 +150,8 @@ def run_case(w: World, recording: Recording, case: FaultCase) -> Verdict:
             verdict.other.append(f"the clean first deploy failed: {first.tail()}")
             return verdict
         (build / "public" / "build.txt").write_text(f"{name} v2")
+        if case.scenario == "revive":
+            paused_without_secret_key(w, name)
     before = w.count(name)
     rule = case.call.rule(name) | KINDS[case.kind]() | {"times": 1}
     w.sandbox.set_faults([rule])

@@ -11,6 +11,7 @@ from typing import Any
 
 from bench.reliability.table import Verdict
 from runner.events import Event, EventType, parse_event
+from tests.support import secret_shapes
 from tests.support.loopback import violations
 from tests.support.runner import RunnerProcess, kill_runner
 
@@ -107,6 +108,7 @@ def check(verdict: Verdict, result: Run, secrets: list[str], killed: bool = Fals
         for form in {secret, json.dumps(secret)[1:-1]}:
             if form in output:
                 verdict.leaked.append(f"secret {secret[:4]}...({len(secret)} chars) in output")
+    verdict.leaked += [f"{hit} in output" for hit in secret_shapes.found(output)]
     if result.beyond_loopback:
         verdict.leaked.append(f"traffic beyond loopback: {result.beyond_loopback[:3]}")
 

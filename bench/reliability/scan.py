@@ -3,7 +3,12 @@ launcher + PostgreSQL store) and look for every token, password and key in every
 events and answers of the API, every row of every store table, every file of the state dirs, the
 dispatcher's log, `ps` listings sampled during the deploy, `docker inspect` of the runner
 container while it runs, the runner image's layers (`docker save`), and the Kubernetes Job the
-launcher would send for each attempt the dispatcher really launched. One case per output."""
+launcher would send for each attempt the dispatcher really launched. One case per output.
+
+Each output is searched for every secret the sandbox knows (plain, JSON, URL and base64 forms)
+and for the shapes of Supabase's secrets (`tests/support/secret_shapes`: a `sb_secret_...` key,
+an access token, a service-role JWT), which catches a key the scan never knew: the project of a
+torn-down app is gone from the inventory before the scan reads it."""
 
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ from dispatcher.launchers.docker.files import SECRETS_ROOT
 from dispatcher.launchers.kubernetes import spec as k8s_specs
 from dispatcher.launchers.kubernetes.settings import job_settings_from_env
 from tests.dispatcher.conftest import dump_postgres, dump_sqlite
+from tests.support import secret_shapes
 
 IMAGE = "forge-runner:dev"
 
@@ -206,6 +212,7 @@ def verdicts(w: World) -> list[Verdict]:
         for secret in secrets:
             if any(form in text for form in forms(secret)):
                 verdict.leaked.append(f"secret {secret[:4]}...({len(secret)} chars)")
+        verdict.leaked += secret_shapes.found(text)
         found.append(verdict)
     t = time.monotonic()
     layers = Verdict(f"image layers (docker save {IMAGE})")

@@ -83,9 +83,12 @@ def count_resources(res: dict[str, Any], name: str) -> dict[str, int]:
     keys = [
         (e["key"], tuple(sorted(e["target"]))) for e in res["vercel"]["env"] if e["project"] == name
     ]
+    projects = [p for p in res["supabase"]["projects"] if p["name"] == f"forge-{name}"]
     return {
         "repo": sum(r["name"] == name for r in res["github"]["repos"]),
-        "supabase_project": sum(p["name"] == f"forge-{name}" for p in res["supabase"]["projects"]),
+        "supabase_project": len(projects),
+        # secret keys of its project: one (the project's, or the one forge-deploy made)
+        "secret_key": sum(k.startswith("sb_secret_") for p in projects for k in p["api_keys"]),
         "vercel_project": len(vercel_ids),
         "deployment": sum(d["project"] == name for d in res["vercel"]["deployments"]),
         # the most times one env var (key and target) is set: 1 when each is set once

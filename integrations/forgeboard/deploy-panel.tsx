@@ -83,7 +83,7 @@ export function StepList({ steps }: { steps: StepRow[] }) {
 }
 
 export interface DeployPanelProps {
-  supabase: SupabaseClient; // the browser client (anon key + the user's session)
+  supabase: SupabaseClient; // the browser client (publishable key + the user's session)
   projectId: string;
   deploy: (input: { projectId: string; requestId: string }) => Promise<DeployResult>;
   initialDeploymentId?: string | null;

@@ -1,5 +1,6 @@
-"""Is the deploy live? The app answers 2xx on its health path, and the project's Supabase REST
-API answers the anon key through supabase-py (`health_rest`).
+"""Is the deploy live? The app answers 2xx on its health path, each table the app queries
+answers its publishable key through supabase-py (`health_rest`), and the auth service's URLs
+point at the live app (`supabase_auth.verify`).
 
 Requests go out on sessions of their own: the CA file of the run, no proxy from the
 environment, and no Authorization header, so no provider token ever reaches the app. Transient
@@ -18,7 +19,7 @@ import requests
 
 from runner.context import RunContext
 from runner.http import new_session
-from runner.steps import health_rest
+from runner.steps import health_rest, supabase_auth
 
 log = logging.getLogger("forge.runner.health")
 
@@ -83,15 +84,19 @@ def backoff(ctx: RunContext, attempt: int) -> None:
     ctx.wait(ctx.policy.wait(None, attempt))  # 1 s, 2 s (scaled like every retry)
 
 
-def check(ctx: RunContext, app_url: str, path: str, rest_url: str, anon_key: str) -> Health:
-    """GET `app_url + path` (2xx), and read the project's REST API with the anon key."""
-    ctx.masker.register(anon_key)
+def check(
+    ctx: RunContext, app_url: str, path: str, api: health_rest.DataApi, ref: str | None = None
+) -> Health:
+    """GET `app_url + path` (2xx), read the tables the app queries with the publishable key,
+    and (given the project's `ref`) read the auth service's URLs back."""
+    ctx.masker.register(api.publishable)
+    ctx.masker.register(api.secret)
     with session(ctx) as http:
         app = _probe(ctx, http, "app", _join(app_url, path))
-    rest = health_rest.probe(
-        ctx, rest_url, anon_key, ATTEMPTS, EXCERPT_CHARS, lambda n: backoff(ctx, n)
-    )
+    rest = health_rest.probe(ctx, api, ATTEMPTS, EXCERPT_CHARS, lambda n: backoff(ctx, n))
     evidence = [app, rest]
+    if ref is not None:
+        evidence.append(supabase_auth.verify(ctx, ref, app_url))
     ok = all(item["ok"] for item in evidence)
     ctx.progress(
         STEP,

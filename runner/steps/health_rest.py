@@ -1,11 +1,15 @@
-"""The health check's Supabase half, through supabase-py as the app's own code calls it: the
-project's PostgREST answers the anon key with its root document (the tables the anon role may
-read), then a one-row read of the first of them through the query builder. An empty answer is
-healthy (RLS decides which rows the anon key sees); a refused key, a missing schema or a 5xx is
-not.
+"""The health check's Supabase half, through supabase-py as the app's own code calls it.
+
+Never the schema root with a public key: Supabase refuses it to the publishable and anon keys
+since 2026-03-11. Instead each table the app queries (`app_tables`) that the publishable key's
+role may read is read as the app reads it — the publishable key, one row through the query
+builder — and each answer is the evidence: an empty answer is healthy (RLS decides which rows
+the key sees), `42501 permission denied` or any other refusal is not. Tables only signed-in users
+may read are listed, not probed (the runner has no user). The secret key reads the schema root
+for the report: the Data API is up and the tables it serves.
 
 One httpx client per check: the run's CA file, no proxy from the environment, no redirects
-(the key goes to this host only), and a response hook that marks 5xx and 429 transient before
+(the keys go to this host only), and a response hook that marks 5xx and 429 transient before
 postgrest-py reads the body. Retries are the health check's own (a few, with the run's wait),
 not postgrest-py's.
 """
@@ -17,6 +21,7 @@ import logging
 import ssl
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -29,6 +34,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("forge.runner.health")
 
 CHECK = "supabase_rest"
+
+
+@dataclass(frozen=True)
+class DataApi:
+    """What the health check reads the project's Data API with; the keys stay out of `repr`."""
+
+    url: str  # the project's URL (https://<ref>.supabase.co)
+    publishable: str = field(repr=False)
+    secret: str = field(repr=False)
+    tables: tuple[str, ...] = ()  # schema.table the app reads with the publishable key
+    signed_in_only: tuple[str, ...] = ()  # queried tables only `authenticated` may read
 
 
 def preload() -> None:
@@ -45,7 +61,7 @@ class Transient(Exception):
 
 
 class Refused(Exception):
-    """The REST root answered, but not with its document (a refused key, a missing schema)."""
+    """An answer that is not what a working Data API gives (a refused key, a missing schema)."""
 
 
 def project_base(rest_url: str) -> str:
@@ -73,7 +89,7 @@ def _http(ctx: RunContext, seen: list[int]) -> httpx.Client:
     )
 
 
-def _tables(document: Any) -> list[str]:
+def _served(document: Any) -> list[str]:
     """The tables a PostgREST root document lists (`/items`), in its order."""
     paths = document.get("paths") if isinstance(document, dict) else None
     if not isinstance(paths, dict):
@@ -81,8 +97,8 @@ def _tables(document: Any) -> list[str]:
     return [p[1:] for p in paths if isinstance(p, str) and p.count("/") == 1 and len(p) > 1]
 
 
-def _read(client: Client, evidence: dict[str, Any]) -> None:
-    """Root document, then one row of its first table; raises on any failure."""
+def _root(client: Client, evidence: dict[str, Any]) -> None:
+    """The schema root, read with the secret key."""
     rest = client.postgrest
     root = rest.session.get(str(rest.base_url) + "/", headers=rest.headers)
     evidence["status"] = root.status_code
@@ -91,17 +107,30 @@ def _read(client: Client, evidence: dict[str, Any]) -> None:
             said = root.json().get("message")
         except (ValueError, AttributeError):
             said = None
-        raise Refused(f"the REST root answered {root.status_code}: {said}")
-    tables = _tables(root.json())
-    if tables:
-        evidence["table"] = tables[0]
-        client.table(tables[0]).select("*").limit(1).execute()
+        raise Refused(f"the REST root answered {root.status_code} to the secret key: {said}")
+    evidence["served"] = len(_served(root.json()))
+
+
+def _tables(client: Client, api: DataApi, evidence: dict[str, Any]) -> list[str]:
+    """One row of each table, as the app reads it; the failures, as `table: code message`."""
+    from postgrest.exceptions import APIError
+
+    failures = []
+    for qualified in api.tables:
+        schema, _, name = qualified.partition(".")
+        try:
+            client.postgrest.schema(schema).from_(name).select("*").limit(1).execute()
+        except APIError as e:
+            evidence["tables"][qualified] = e.code or "refused"
+            failures.append(f"{qualified}: {e.code} {e.message}")
+        else:
+            evidence["tables"][qualified] = "ok"
+    return failures
 
 
 def probe(
     ctx: RunContext,
-    rest_url: str,
-    anon_key: str,
+    api: DataApi,
     attempts: int,
     excerpt: int,
     wait: Callable[[int], None],
@@ -112,10 +141,11 @@ def probe(
     from supabase import ClientOptions, create_client
 
     mask = ctx.masker.mask
-    base = project_base(rest_url)
+    base = project_base(api.url)
     evidence: dict[str, Any] = {"check": CHECK, "url": mask(base + "/rest/v1/")}
     for attempt in range(1, attempts + 1):
-        evidence.update(attempts=attempt, status=None, table=None, error=None)
+        evidence.update(attempts=attempt, status=None, served=None, error=None, tables={})
+        evidence["signed_in_only"] = list(api.signed_in_only)
         seen: list[int] = []
         transient = False
         with _http(ctx, seen) as http:
@@ -126,7 +156,8 @@ def probe(
                 postgrest_client_retry=False,
             )
             try:
-                _read(create_client(base, anon_key, options), evidence)
+                _root(create_client(base, api.secret, options), evidence)
+                failures = _tables(create_client(base, api.publishable, options), api, evidence)
             except (Transient, httpx.TransportError) as e:
                 evidence["error"] = mask(f"{type(e).__name__}: {e}")[:excerpt]
                 transient = True
@@ -134,11 +165,13 @@ def probe(
                 message = e.message if isinstance(e, APIError) else str(e)
                 evidence["error"] = mask(str(message))[:excerpt]
             else:
-                evidence["ok"] = True
-                return evidence
-        if seen:
+                if not failures:
+                    evidence["ok"] = True
+                    return evidence
+                evidence["error"] = mask("; ".join(failures))[:excerpt]
+        if evidence["status"] is None and seen:
             evidence["status"] = seen[-1]
-        log.info("health %s: attempt %d failed (%s)", CHECK, attempt, evidence["status"])
+        log.info("health %s: attempt %d failed (%s)", CHECK, attempt, evidence["error"])
         if not transient or attempt == attempts:
             break
         wait(attempt)

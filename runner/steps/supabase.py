@@ -1,4 +1,5 @@
-"""The Supabase steps: ensure the project, read its keys, wait until it is healthy, plan, remove.
+"""The Supabase steps: ensure the project (restoring it if it was paused), wait until it is
+healthy, plan, remove. The keys are `supabase_keys`'s, the auth URLs `supabase_auth`'s.
 
 **Our marker is the name.** Supabase projects carry no tags or description, so a project is
 forge-deploy's when it is named `forge-<app>` and lives in `SUPABASE_ORG_ID`'s organization.
@@ -12,6 +13,10 @@ while the create is in flight can still resume (a sealed password for a create t
 happened is harmless: the next run creates again and seals its own). Adopting a project, the
 password comes back from that checkpoint opened with `FORGE_SEAL_PRIVATE_KEY`; without both it
 is unknown (None), and a later migration says so.
+
+**A paused project** (`INACTIVE`: free projects pause after about a week idle) is restored when
+it is adopted, once: the restore is requested only while the project still reads INACTIVE, so
+a run killed after asking (its answer lost or not) finds it RESTORING and just waits.
 
 Checkpoints: `supabase.ref`, `supabase.db_password_sealed`, `supabase.url`. Never the keys.
 """
@@ -27,9 +32,9 @@ from typing import Any
 from runner.checkpoints import SEALED_DB_PASSWORD
 from runner.context import RunContext
 from runner.ensure import ensure
-from runner.errors import RetryableError, StepFailed
+from runner.errors import StepFailed
 from runner.migrations import local_migrations
-from runner.providers.supabase import ApiKeys, Project, SupabaseClient
+from runner.providers.supabase import Project, ServiceHealth, SupabaseClient
 from runner.sealing import seal, unseal
 
 log = logging.getLogger("forge.runner.database")
@@ -41,14 +46,16 @@ CHECKPOINT_REF = "supabase.ref"
 CHECKPOINT_URL = "supabase.url"
 
 HEALTHY = "ACTIVE_HEALTHY"
-# Statuses a project does not leave by itself: waiting longer cannot help.
+PAUSED = "INACTIVE"
+# Statuses a project does not leave by itself: waiting longer cannot help (a paused project is
+# restored when it is adopted; paused again while we wait, it is not ours to fight over).
 TERMINAL = frozenset(
     {
         "INIT_FAILED",
         "REMOVED",
         "RESTORE_FAILED",
         "PAUSE_FAILED",
-        "INACTIVE",
+        PAUSED,
         "GOING_DOWN",
         "PAUSING",
     }
@@ -151,40 +158,59 @@ def ensure_project(ctx: RunContext, app: str) -> DatabaseProject:
     else:
         password = _recover_password(ctx, project.ref)
         ctx.progress(STEP, f"adopted Supabase project {name}", ref=project.ref)
+        if project.status == PAUSED:
+            restore(ctx, project.ref)
     return DatabaseProject(project.ref, name, created, password)
 
 
-def read_keys(ctx: RunContext, ref: str, deadline_s: float) -> ApiKeys:
-    """The anon and service-role keys as soon as the project has them (often before it is
-    healthy); both registered with the masker before they are returned."""
+def restore(ctx: RunContext, ref: str) -> None:
+    """Un-pause the project: one restore request, only while it still reads INACTIVE (a lost
+    answer is looked at again, never repeated blindly); `wait_healthy` then waits through
+    RESTORING."""
     client = _client(ctx)
 
-    def probe() -> ApiKeys | None:
-        try:
-            keys = client.api_keys(ref)
-        except RetryableError as e:  # the real API answers 500 right after create
-            log.info("API keys of %s not readable yet: %s", ref, e)
-            return None
-        if keys is not None:
-            ctx.masker.register(keys.anon)
-            ctx.masker.register(keys.service_role)
-        return keys
+    def find() -> Project | None:
+        current = client.get_project(ref)
+        if current is None:
+            raise StepFailed(STEP, f"Supabase project {ref} no longer exists")
+        return None if current.status == PAUSED else current
 
-    try:
-        keys: ApiKeys = ctx.poll(STEP, f"API keys of project {ref}", probe, deadline_s)
-    except TimeoutError as e:
-        raise StepFailed(STEP, str(e)) from e
-    ctx.progress(STEP, "API keys read", ref=ref)
-    return keys
+    def request() -> Project:
+        ctx.progress(STEP, f"Supabase project {ref} is paused: restoring it", ref=ref)
+        client.restore_project(ref)
+        return Project(ref, "", "", "", "RESTORING", "")
+
+    _, requested = ensure(
+        f"restore of Supabase project {ref}", find, request, ctx.policy, ctx.wait, ctx.settle
+    )
+    if requested:
+        ctx.progress(STEP, f"restore of Supabase project {ref} requested", ref=ref)
 
 
-def wait_healthy(ctx: RunContext, ref: str) -> Project:
+@dataclass(frozen=True)
+class Healthy:
+    project: Project
+    schemas: tuple[str, ...]  # what the Data API exposes (the rest service's `db_schema`)
+
+
+def exposed_schemas(services: list[ServiceHealth]) -> tuple[str, ...]:
+    """The schemas the rest service says it exposes (`public` when it does not say)."""
+    for service in services:
+        if service.name == "rest" and service.db_schema:
+            found = tuple(s.strip() for s in service.db_schema.split(",") if s.strip())
+            if found:
+                return found
+    return ("public",)
+
+
+def wait_healthy(ctx: RunContext, ref: str) -> Healthy:
     """Poll until the project is ACTIVE_HEALTHY (and its db and rest services say so) within
-    `FORGE_SUPABASE_DEADLINE_S`; a status it cannot leave by itself fails at once."""
+    `FORGE_SUPABASE_DEADLINE_S` (a restore waits here too); a status it cannot leave by itself
+    fails at once."""
     client = _client(ctx)
     last: list[str] = []
 
-    def probe() -> Project | None:
+    def probe() -> Healthy | None:
         project = client.get_project(ref)
         if project is None:
             raise StepFailed(STEP, f"Supabase project {ref} no longer exists")
@@ -198,17 +224,19 @@ def wait_healthy(ctx: RunContext, ref: str) -> Project:
         if project.status != HEALTHY:
             return None
         services = client.health(ref, HEALTH_SERVICES)
-        return project if all(s.status == HEALTHY for s in services) else None
+        if not all(s.status == HEALTHY for s in services):
+            return None
+        return Healthy(project, exposed_schemas(services))
 
     deadline = ctx.settings.run.supabase_deadline_s
     try:
-        project: Project = ctx.poll(STEP, f"Supabase project {ref}", probe, deadline)
+        healthy: Healthy = ctx.poll(STEP, f"Supabase project {ref}", probe, deadline)
     except TimeoutError as e:
         seen = " → ".join(last) or "no answer"
         raise StepFailed(
             STEP, f"Supabase project {ref} not {HEALTHY} after {deadline:.0f} s (seen: {seen})"
         ) from e
-    return project
+    return healthy
 
 
 def project_url(ctx: RunContext, ref: str) -> str:
@@ -230,8 +258,15 @@ def plan_database(ctx: RunContext, app: str, build_dir: Path) -> list[dict[str, 
         ]
         return changes
     project = mine[0]
+    action = "restore" if project.status == PAUSED else "none"  # a paused project comes back
     changes.append(
-        {"resource": "supabase.project", "name": name, "action": "none", "ref": project.ref}
+        {
+            "resource": "supabase.project",
+            "name": name,
+            "action": action,
+            "ref": project.ref,
+            "status": project.status,
+        }
     )
     if not local:
         return changes

@@ -27,21 +27,13 @@ from runner.providers.vercel import (
     Project,
     VercelClient,
 )
+from runner.steps.vercel_env import ENV_TARGETS, ENV_TYPES
 from runner.steps.vercel_files import deployment_body, framework, upload, uploaded_files
 from runner.workcopy import FileEntry, WorkCopy
 
 log = logging.getLogger("forge.runner.vercel")
 
 STEP = "vercel"
-SUPABASE_URL = "NEXT_PUBLIC_SUPABASE_URL"
-SUPABASE_ANON_KEY = "NEXT_PUBLIC_SUPABASE_ANON_KEY"
-SUPABASE_SERVICE_ROLE_KEY = "SUPABASE_SERVICE_ROLE_KEY"
-ENV_TYPES = {
-    SUPABASE_URL: "encrypted",
-    SUPABASE_ANON_KEY: "encrypted",
-    SUPABASE_SERVICE_ROLE_KEY: "sensitive",  # never readable back, not even by us
-}
-ENV_TARGETS = ("production", "preview")  # `sensitive` may not target development
 MARKER_TARGETS = ("production", "preview", "development")
 _UPLOAD_ROUNDS = 3
 
@@ -115,19 +107,6 @@ def ensure_project(ctx: RunContext, app: str) -> VercelProject:
         STEP, f"project {app} {'created' if created else 'adopted'}", project_id=project.id
     )
     return VercelProject(project.id, project.name, created)
-
-
-def set_env(ctx: RunContext, project_id: str, values: dict[str, str]) -> list[str]:
-    """Upsert every value (the call is idempotent; values the caller registered as secrets).
-    Every result is checked; returns the keys written."""
-    items = [
-        EnvItem(key, value, ENV_TYPES.get(key, "encrypted"), ENV_TARGETS)
-        for key, value in sorted(values.items())
-    ]
-    written = client(ctx).upsert_env(project_id, items)
-    keys = sorted({var.key for var in written})
-    ctx.progress(STEP, f"env vars set: {', '.join(keys)}", keys=keys)
-    return keys
 
 
 # -- deployments -------------------------------------------------------------------------------
@@ -256,14 +235,23 @@ def wait_ready(ctx: RunContext, deployment_id: str) -> Deployment:
 
 
 # -- production --------------------------------------------------------------------------------
+def _production_domain(vercel: VercelClient, project: VercelProject) -> str:
+    domains = vercel.list_domains(project.id)
+    if not domains:
+        raise StepFailed(STEP, f"Vercel project {project.name} has no production domain")
+    return domains[0]
+
+
+def production_url(ctx: RunContext, project: VercelProject) -> str:
+    """The URL production is served at (known before anything is promoted)."""
+    return f"https://{_production_domain(client(ctx), project)}"
+
+
 def promote(ctx: RunContext, project: VercelProject, deployment: Deployment) -> str:
     """Point production at `deployment` (no rebuild) and wait until its production alias
     serves it; returns the live URL. Already promoted, or a promotion in flight: no new call."""
     vercel = client(ctx)
-    domains = vercel.list_domains(project.id)
-    if not domains:
-        raise StepFailed(STEP, f"Vercel project {project.name} has no production domain")
-    alias = domains[0]
+    alias = _production_domain(vercel, project)
 
     def pending() -> bool | None:
         if alias in vercel.list_aliases(deployment.id):
@@ -391,8 +379,8 @@ __all__ = [
     "deploy",
     "ensure_project",
     "plan_app",
+    "production_url",
     "promote",
-    "set_env",
     "teardown_app",
     "wait_ready",
 ]

@@ -7,6 +7,8 @@ Choices where the real API is not pinned down by the spec or the recordings:
   delay has passed, then ACTIVE_HEALTHY. Deleting before that answers the recorded
   `400 {"message": "Project not ready for deletion."}`.
 - `GET .../api-keys` answers `200 []` until the `supabase.api_keys` delay has passed.
+- New projects behave as Supabase does today (`state`: the `defaults` setting); the 2025
+  behaviour is `forge-sandbox serve --supabase-defaults 2025`, or per project the admin API.
 - SQL endpoints (`/database/query`, `/database/migrations`) answer 400 until the project is up.
 - The project's database is reachable (with its `db_pass`) as soon as create returns.
 """
@@ -21,31 +23,53 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from sandbox.context import Context, Service
-from sandbox.supabase import database
+from sandbox.supabase import database, keys
 from sandbox.supabase.admin import admin_routes
+from sandbox.supabase.api_keys import ApiKeyRoutes
+from sandbox.supabase.auth_config import AuthConfigRoutes
+from sandbox.supabase.auth_config import config as auth_config
 from sandbox.supabase.errors import (
     ApiError,
-    GuardMiddleware,
     api_error_handler,
     error_body,
     http_error_handler,
     internal_error_handler,
 )
-from sandbox.supabase.keys import all_keys
+from sandbox.supabase.guard import GuardMiddleware
 from sandbox.supabase.profile import write_profile
 from sandbox.supabase.projects import ProjectRoutes, project_db
 from sandbox.supabase.ratelimit import RateLimiter
 from sandbox.supabase.sql import SqlRoutes
-from sandbox.supabase.state import SupabaseState, status
+from sandbox.supabase.state import SupabaseState, defaults_2025, status
 from sandbox.supabase.tenant import tenant_routes
 
 
+def _keys(material: dict[str, Any]) -> dict[str, Any]:
+    """The keys by role, and what tests sign users' tokens with."""
+    publishable, secret = keys.first(material, "publishable"), keys.first(material, "secret")
+    return {
+        "anon": material["anon"],
+        "service_role": material["service_role"],
+        "publishable": publishable["key"] if publishable else None,
+        "secret": secret["key"] if secret else None,
+        "legacy_enabled": material["legacy_enabled"],
+        # What signs the project's JWTs: tests mint users' tokens with them, as one does with
+        # the keys a local Supabase stack prints.
+        "jwt_secret": material["jwt_secret"],
+        "signing_key": {
+            "kid": material["signing"]["id"],
+            "private_pem": material["signing"]["private_pem"],
+        },
+    }
+
+
 def _inventory(ctx: Context, state: SupabaseState) -> dict[str, Any]:
-    """Every project with its password, API keys, JWT secret and the migrations its database
-    has applied."""
+    """Every project with its password, API keys (all of them in `api_keys`, by role in `keys`),
+    signing keys, its defaults, its auth URLs and the migrations its database has applied."""
     now = ctx.clock.now()
     projects = []
     for project in state.projects():
+        auth = auth_config(project.get("auth_config", {}))
         entry: dict[str, Any] = {
             "ref": project["ref"],
             "name": project["name"],
@@ -55,10 +79,11 @@ def _inventory(ctx: Context, state: SupabaseState) -> dict[str, Any]:
             "db_pass": project["db_pass"],
             "db_user": project["db_role"],
             "db_name": project["db_name"],
-            "api_keys": all_keys(project["keys"]),
-            # What signs the project's JWTs: tests mint users' tokens with it, as one does
-            # with the JWT secret a local Supabase stack prints.
+            "defaults": "2025" if defaults_2025(project) else "2026",
+            "api_keys": keys.all_keys(project["keys"]),
+            "keys": _keys(project["keys"]),
             "jwt_secret": project["keys"]["jwt_secret"],
+            "auth": {k: auth[k] for k in ("site_url", "uri_allow_list")},
             "created_at": project["created_at"],
         }
         try:
@@ -73,12 +98,19 @@ def _inventory(ctx: Context, state: SupabaseState) -> dict[str, Any]:
 def build(ctx: Context) -> Service:
     service_dir = ctx.service_dir("supabase")
     write_profile(ctx, service_dir / "profile.yaml")
-    state = SupabaseState(service_dir / "state.json", ctx.clock)
+    state = SupabaseState(service_dir / "state.json", ctx.clock, ctx.supabase_defaults)
     limiter = RateLimiter(now=ctx.clock.now)
     app = Starlette(
-        routes=[*ProjectRoutes(ctx, state).routes(), *SqlRoutes(ctx, state).routes()],
+        routes=[
+            *ProjectRoutes(ctx, state).routes(),
+            *ApiKeyRoutes(ctx, state).routes(),
+            *AuthConfigRoutes(ctx, state).routes(),
+            *SqlRoutes(ctx, state).routes(),
+        ],
         middleware=[
-            Middleware(GuardMiddleware, token=ctx.identity.supabase_token, limiter=limiter)
+            Middleware(
+                GuardMiddleware, token=ctx.identity.supabase_token, limiter=limiter, state=state
+            )
         ],
         exception_handlers={
             ApiError: api_error_handler,
@@ -91,5 +123,5 @@ def build(ctx: Context) -> Service:
         app=app,
         error_body=error_body,
         resources=lambda: _inventory(ctx, state),
-        apps_routes=[*admin_routes(ctx, limiter), *tenant_routes(ctx, state)],
+        apps_routes=[*admin_routes(ctx, limiter, state), *tenant_routes(ctx, state)],
     )

@@ -51,11 +51,12 @@ def role_for(ref: str) -> str:
     return f"postgres.{ref}"
 
 
-def provision(pg: PostgresServer, ref: str, password: str) -> dict[str, str]:
-    """Create the project's login role and database; report what `database` blocks show."""
+def provision(pg: PostgresServer, ref: str, password: str, expose: bool) -> dict[str, str]:
+    """Create the project's login role and database (`expose`: new public tables granted to the
+    API roles, the 2025 defaults); report what `database` blocks show."""
     role = role_for(ref)
     pg.create_database(role, password, ref)
-    ensure_platform(pg, role, ref)
+    ensure_platform(pg, role, ref, expose)
     with pg.admin() as conn:
         row = conn.execute("SHOW server_version_num").fetchone()
     number = int(str(row[0])) if row else 150000

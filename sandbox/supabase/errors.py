@@ -1,18 +1,13 @@
-"""Errors in the Management API's shape (`{"message": ...}`), request parsing, and the outer
-guard of every call: the bearer token, then the per-token request budget."""
+"""Errors in the Management API's shape (`{"message": ...}`) and request parsing."""
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from sandbox.supabase.ratelimit import RateLimiter
 
 
 class ApiError(Exception):
@@ -98,36 +93,3 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
     if not low <= value <= high:
         raise ApiError(400, f"{name} must be between {low} and {high}")
     return value
-
-
-class GuardMiddleware:
-    """Every Management API call: `Authorization: Bearer <token>` (else 401), then one unit of
-    the token's budget (else 429); the budget headers go on every authenticated answer."""
-
-    def __init__(self, app: ASGIApp, token: str, limiter: RateLimiter) -> None:
-        self.app = app
-        self.expected = f"Bearer {token}".encode()
-        self.limiter = limiter
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = dict(scope["headers"]).get(b"authorization", b"")
-        if not hmac.compare_digest(given, self.expected):
-            await error_response(401, "Unauthorized")(scope, receive, send)
-            return
-        decision = self.limiter.hit(self.expected.decode())
-        extra = [(k.encode(), v.encode()) for k, v in decision.headers().items()]
-        if not decision.allowed:
-            response = error_response(429, "Too many requests. Rate limit exceeded.")
-            response.headers.update(decision.headers())
-            await response(scope, receive, send)
-            return
-
-        async def send_with_budget(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_budget)

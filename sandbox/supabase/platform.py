@@ -5,12 +5,17 @@ the grants PostgREST relies on, and the `supabase_realtime` publication.
 - `anon`, `authenticated` (NOLOGIN) and `service_role` (NOLOGIN, BYPASSRLS) are cluster-wide
   roles, made once; PostgREST switches to them with `SET LOCAL ROLE`.
 - `auth.uid()`, `auth.role()`, `auth.jwt()` read `request.jwt.claims` as Supabase's do.
-- The project's role grants every new table, sequence and function in `public` to the three
-  API roles by default (as the platform's `postgres` role does); RLS then decides what a row
-  shows. The publication belongs to the project's role, so a migration may add its tables.
+- New tables, sequences and functions in `public` are **not** granted to the API roles: since
+  2026-05-30 for new projects (and 2026-10-30 for every project) a table reaches the Data API
+  only through a `GRANT` (changelog "New tables in the public schema will no longer be exposed
+  to the Data API automatically"). With `expose` (the 2025 defaults) the project's role grants
+  them to the three API roles by default, as the platform's `postgres` role did; RLS then
+  decides what a row shows. Switching changes only the defaults: tables that exist keep their
+  grants, as on the platform. The publication belongs to the project's role, so a migration
+  may add its tables.
 
-Idempotent: run at provisioning and before a project's REST API first serves a request (a
-project made by an older sandbox gets it then).
+Idempotent: run at provisioning, when a project's defaults change, and before a project's REST
+API first serves a request (a project made by an older sandbox gets it then).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ _AUTH_FUNCTIONS = (
                                 auth.jwt() ->> 'role'), '')::text $$""",
 )
 
-_done: set[str] = set()
+_done: set[tuple[str, bool]] = set()
 _lock = threading.Lock()
 
 
@@ -53,10 +58,11 @@ def ensure_roles(pg: PostgresServer) -> None:
                 conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN" + extra).format(sql.Identifier(role)))
 
 
-def ensure_platform(pg: PostgresServer, owner: str, dbname: str) -> None:
-    """Roles, `auth` helpers, grants and publication in `dbname` (owned by `owner`)."""
+def ensure_platform(pg: PostgresServer, owner: str, dbname: str, expose: bool) -> None:
+    """Roles, `auth` helpers, grants, default privileges and publication in `dbname` (owned by
+    `owner`); `expose`: new `public` tables are granted to the API roles by default."""
     with _lock:
-        if dbname in _done:
+        if (dbname, expose) in _done:
             return
     ensure_roles(pg)
     roles = sql.SQL(", ").join(sql.Identifier(r) for r in API_ROLES)
@@ -72,17 +78,16 @@ def ensure_platform(pg: PostgresServer, owner: str, dbname: str) -> None:
             sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA auth TO {}").format(everyone)
         )
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(roles))
+        change = "GRANT ALL ON {kind} TO {roles}" if expose else "REVOKE ALL ON {kind} FROM {roles}"
+        statement = "ALTER DEFAULT PRIVILEGES FOR ROLE {project} IN SCHEMA public " + change
         for kind in ("TABLES", "SEQUENCES", "FUNCTIONS"):
             conn.execute(
-                sql.SQL(
-                    "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT ALL ON "
-                    + kind
-                    + " TO {}"
-                ).format(project, roles)
+                sql.SQL(statement).format(project=project, kind=sql.SQL(kind), roles=roles)
             )
         found = conn.execute("SELECT 1 FROM pg_publication WHERE pubname = 'supabase_realtime'")
         if not found.fetchone():
             conn.execute("CREATE PUBLICATION supabase_realtime")
         conn.execute(sql.SQL("ALTER PUBLICATION supabase_realtime OWNER TO {}").format(project))
     with _lock:
-        _done.add(dbname)
+        _done.discard((dbname, not expose))
+        _done.add((dbname, expose))

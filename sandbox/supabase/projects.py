@@ -1,5 +1,5 @@
 """Management API: profile, organization, projects (create / read / rename / delete / pause /
-restore), service health, API keys and the config reads `supabase link` makes."""
+restore), service health and the config reads `supabase link` makes."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from starlette.routing import Route
 from sandbox.context import Context
 from sandbox.supabase import database, views
 from sandbox.supabase.errors import ApiError, int_param, json_object, string_field
-from sandbox.supabase.keys import api_key_items
 from sandbox.supabase.regions import available_regions, parse_create
-from sandbox.supabase.state import SupabaseState, keys_ready, status
+from sandbox.supabase.state import SupabaseState, status
 
 SORTS = {
     "name_asc": (lambda p: p["name"].lower(), False),
@@ -48,6 +47,15 @@ STORAGE_CONFIG = {
 
 def project_db(project: dict[str, Any]) -> database.ProjectDb:
     return database.ProjectDb(role=project["db_role"], dbname=project["db_name"])
+
+
+async def pause_project(ctx: Context, state: SupabaseState, project: dict[str, Any]) -> None:
+    """`POST /pause` (and the admin API's pause, a free project idle for a week): INACTIVE, no
+    logins to its database until it is restored."""
+    if status(project, ctx.clock.now()) != "ACTIVE_HEALTHY":
+        raise ApiError(400, "Project must be active to be paused.")
+    await run_in_threadpool(database.set_login, ctx.postgres, project_db(project), False)
+    state.update(project["ref"], paused=True)
 
 
 class ProjectRoutes:
@@ -131,7 +139,10 @@ class ProjectRoutes:
         wanted = parse_create(await json_object(request))
         self._require_org(wanted.organization_slug)
         ref = self.state.reserve_ref()
-        db = await run_in_threadpool(database.provision, self.ctx.postgres, ref, wanted.db_pass)
+        expose = self.state.defaults == "2025"
+        db = await run_in_threadpool(
+            database.provision, self.ctx.postgres, ref, wanted.db_pass, expose
+        )
         project = self.state.add(
             ref, wanted.name, wanted.organization_slug, wanted.region, wanted.db_pass, db
         )
@@ -174,11 +185,7 @@ class ProjectRoutes:
         )
 
     async def pause(self, request: Request) -> Response:
-        project = self._project(request)
-        if status(project, self._now()) != "ACTIVE_HEALTHY":
-            raise ApiError(400, "Project must be active to be paused.")
-        await run_in_threadpool(database.set_login, self.ctx.postgres, project_db(project), False)
-        self.state.update(project["ref"], paused=True)
+        await pause_project(self.ctx, self.state, self._project(request))
         return Response(status_code=200)
 
     async def restore_versions(self, request: Request) -> Response:
@@ -209,16 +216,6 @@ class ProjectRoutes:
         int_param(request, "timeout_ms", 0, 0, 10000)
         return JSONResponse(views.health(project, self._now(), services))
 
-    async def api_keys(self, request: Request) -> Response:
-        project = self._project(request)
-        reveal = request.query_params.get("reveal", "false").lower()
-        if reveal not in ("true", "false"):
-            raise ApiError(400, "reveal must be a boolean value")
-        if not keys_ready(project, self._now()):
-            # Keys are minted during provisioning; until then the list is empty.
-            return JSONResponse([])
-        return JSONResponse(api_key_items(project["keys"], reveal == "true"))
-
     async def storage_config(self, request: Request) -> Response:
         self._project(request)
         return JSONResponse(STORAGE_CONFIG)
@@ -243,7 +240,6 @@ class ProjectRoutes:
             Route(f"{base}/restore", self.restore_versions, methods=["GET"]),
             Route(f"{base}/restore", self.restore, methods=["POST"]),
             Route(f"{base}/health", self.health, methods=["GET"]),
-            Route(f"{base}/api-keys", self.api_keys, methods=["GET"]),
             Route(f"{base}/config/storage", self.storage_config, methods=["GET"]),
             Route(f"{base}/config/database/pooler", self.pooler_config, methods=["GET"]),
         ]

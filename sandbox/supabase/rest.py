@@ -26,8 +26,9 @@ from starlette.responses import JSONResponse, Response
 
 from sandbox.context import Context
 from sandbox.supabase import rest_query
-from sandbox.supabase.api_auth import Caller, JwtRefused, caller
+from sandbox.supabase.api_auth import ApiKey, Caller, JwtRefused, caller
 from sandbox.supabase.platform import ensure_platform
+from sandbox.supabase.state import defaults_2025
 
 OBJECT = "application/vnd.pgrst.object+json"
 SCHEMAS = ("public", "graphql_public")
@@ -205,10 +206,12 @@ def _execute(
     return Answer(ok, text, n, total, single)
 
 
-def rest_handler(ctx: Context) -> Callable[[Request, dict[str, Any]], Awaitable[Response]]:
-    async def handle(request: Request, project: dict[str, Any]) -> Response:
+def rest_handler(
+    ctx: Context,
+) -> Callable[[Request, dict[str, Any], ApiKey], Awaitable[Response]]:
+    async def handle(request: Request, project: dict[str, Any], key: ApiKey) -> Response:
         try:
-            answer = await _answer(ctx, request, project)
+            answer = await _answer(ctx, request, project, key)
         except RestError as e:
             return e.response()
         headers = {}
@@ -229,9 +232,9 @@ def rest_handler(ctx: Context) -> Callable[[Request, dict[str, Any]], Awaitable[
     return handle
 
 
-async def _answer(ctx: Context, request: Request, project: dict[str, Any]) -> Answer:
+async def _answer(ctx: Context, request: Request, project: dict[str, Any], key: ApiKey) -> Answer:
     try:
-        who = caller(request, project["keys"])
+        who = caller(request, project, key)
     except JwtRefused as e:
         raise RestError(401, "PGRST301", str(e)) from e
     header = "accept-profile" if request.method in ("GET", "HEAD") else "content-profile"
@@ -254,8 +257,10 @@ async def _answer(ctx: Context, request: Request, project: dict[str, Any]) -> An
     table = request.path_params["table"]
     pg, dbname, owner = ctx.postgres, project["db_name"], project["db_role"]
 
+    expose = defaults_2025(project)
+
     def run() -> Answer:
-        ensure_platform(pg, owner, dbname)
+        ensure_platform(pg, owner, dbname, expose)
         with pg.admin(dbname) as conn:
             try:
                 with conn.transaction():

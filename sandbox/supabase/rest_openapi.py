@@ -2,7 +2,12 @@
 
 As PostgREST builds it, the document lists only what the caller's role may read: each table or
 view of `public` the role has SELECT on becomes a path (`/items`) with a definition of its
-columns. Clients read it to learn the tables (supabase-py's health check of a new app does).
+columns.
+
+Since 2026-03-11 the platform refuses the document to the publishable and anon keys: only a
+secret (or the legacy service-role) key reads it (changelog 42949; the 403 status is the
+sandbox's choice, the body is Supabase's). A project on the 2025 defaults still serves it to
+every key.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from starlette.responses import JSONResponse, Response
 
 from sandbox.context import Context
 from sandbox.supabase import views
-from sandbox.supabase.api_auth import JwtRefused, caller
+from sandbox.supabase.api_auth import ApiKey, GatewayRefused, JwtRefused, caller
 from sandbox.supabase.platform import ensure_platform
 from sandbox.supabase.rest import RestError, from_postgres, set_claims
+from sandbox.supabase.state import defaults_2025
 
 # Tables, views and their columns in `public` that the current role (after SET ROLE) may read.
 _READABLE = """
@@ -62,16 +68,28 @@ def _document(host: str, columns: list[tuple[str, str, str, bool]]) -> dict[str,
     }
 
 
-def rest_root(ctx: Context) -> Callable[[Request, dict[str, Any]], Awaitable[Response]]:
-    async def handle(request: Request, project: dict[str, Any]) -> Response:
+FORBIDDEN = GatewayRefused(
+    403,
+    "Access to schema is forbidden",
+    "Accessing the schema via the Data API is only allowed using a secret API key.",
+)
+
+
+def rest_root(
+    ctx: Context,
+) -> Callable[[Request, dict[str, Any], ApiKey], Awaitable[Response]]:
+    async def handle(request: Request, project: dict[str, Any], key: ApiKey) -> Response:
+        expose = defaults_2025(project)
+        if not key.privileged and not expose:
+            return FORBIDDEN.response()
         try:
-            who = caller(request, project["keys"])
+            who = caller(request, project, key)
         except JwtRefused as e:
             return RestError(401, "PGRST301", str(e)).response()
         pg, dbname, owner = ctx.postgres, project["db_name"], project["db_role"]
 
         def run() -> list[tuple[str, str, str, bool]]:
-            ensure_platform(pg, owner, dbname)
+            ensure_platform(pg, owner, dbname, expose)
             with pg.admin(dbname) as conn, conn.transaction():
                 set_claims(conn, who, request.method, request.url.path)
                 return [

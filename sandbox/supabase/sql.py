@@ -34,15 +34,25 @@ class SqlRoutes:
         return project
 
     async def query(self, request: Request) -> Response:
-        project = self._live_project(request)
         body = await json_object(request)
+        read_only = body.get("read_only", False)
+        if not isinstance(read_only, bool):
+            raise ApiError(400, "read_only must be a boolean value")
+        return await self._run(request, body, read_only)
+
+    async def read_only_query(self, request: Request) -> Response:
+        """`POST .../database/query/read-only`: `{query, parameters?}` in a read-only
+        transaction (what a token holding only `database_read` may run)."""
+        body = await json_object(request)
+        body.pop("read_only", None)
+        return await self._run(request, body, True)
+
+    async def _run(self, request: Request, body: dict[str, Any], read_only: bool) -> Response:
+        project = self._live_project(request)
         query = string_field(body, "query", required=True)
         parameters = body.get("parameters")
         if parameters is not None and not isinstance(parameters, list):
             raise ApiError(400, "parameters must be an array")
-        read_only = body.get("read_only", False)
-        if not isinstance(read_only, bool):
-            raise ApiError(400, "read_only must be a boolean value")
         try:
             rows = await run_in_threadpool(
                 database.run_query,
@@ -105,6 +115,7 @@ class SqlRoutes:
         base = "/v1/projects/{ref}/database"
         return [
             Route(f"{base}/query", self.query, methods=["POST"]),
+            Route(f"{base}/query/read-only", self.read_only_query, methods=["POST"]),
             Route(f"{base}/migrations", self.list_migrations, methods=["GET"]),
             Route(f"{base}/migrations", self.apply_migration, methods=["POST"]),
             Route(f"{base}/migrations", self.upsert_migration, methods=["PUT"]),

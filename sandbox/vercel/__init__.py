@@ -6,6 +6,7 @@ See `state` (durable records), `lifecycle` (statuses from timestamps), `deploy` 
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from sandbox.context import Context, Service
@@ -16,7 +17,8 @@ from sandbox.vercel.state import VercelState
 
 
 def inventory(state: VercelState) -> dict[str, Any]:
-    """Everything that exists, for `forge-sandbox resources` (sensitive values never shown)."""
+    """Everything that exists, for `forge-sandbox resources` (sensitive values never shown, only
+    their SHA-256)."""
     now = state.now_ms()
     env: list[dict[str, Any]] = []
     for project in state.projects.values():
@@ -30,6 +32,8 @@ def inventory(state: VercelState) -> dict[str, Any]:
             }
             if var["type"] != "sensitive":
                 item["value"] = var["value"]
+            else:  # never the value: its digest, so a test can tell which key a variable holds
+                item["value_sha256"] = hashlib.sha256(var["value"].encode()).hexdigest()
             env.append(item)
     deployments = [
         {

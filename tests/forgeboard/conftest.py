@@ -1,7 +1,8 @@
-"""A ForgeBoard dashboard on the sandbox: one Supabase project of the session's sandbox with
-the dashboard's `projects` table and the kit's migration applied by the real `supabase db
-push`, its keys, and users' JWTs minted with the project's JWT secret (as a local Supabase
-stack's printed secret allows)."""
+"""A ForgeBoard dashboard on the sandbox: one Supabase project of the session's sandbox, with
+today's defaults (new tables granted to no API role, legacy keys disabled), the dashboard's
+`projects` table and the kit's migration applied by the real `supabase db push`, its
+publishable and secret keys, and users' JWTs signed with the project's ES256 signing key (as
+its auth service signs them; the sandbox has no sign-in)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import jwt
@@ -20,7 +20,7 @@ from supabase import Client, ClientOptions, create_client
 
 from tests.support.clis import REPO, CliRunner
 from tests.support.sandbox import SandboxProcess
-from tests.support.supabase_api import Management, project_entry
+from tests.support.supabase_api import Management, keys_of, project_entry
 
 KIT = REPO / "integrations" / "forgeboard"
 DASHBOARD_SQL = Path(__file__).with_name("dashboard_projects.sql")
@@ -31,9 +31,9 @@ HISTORY_SQL = Path(__file__).with_name("deployment_history.sql")
 class Dashboard:
     ref: str
     url: str  # the project's API base (https://<ref>.supabase.co's stand-in)
-    anon_key: str
-    service_key: str
-    jwt_secret: str
+    publishable_key: str
+    secret_key: str
+    signing_key: dict[str, str]  # kid, private_pem: what the auth service signs tokens with
     db_url: str
     ca_file: str
     push_output: str
@@ -48,15 +48,20 @@ class Dashboard:
             "iat": now,
             "exp": now + expires_in,
         }
-        return jwt.encode(claims, self.jwt_secret, algorithm="HS256")
+        return jwt.encode(
+            claims,
+            self.signing_key["private_pem"],
+            algorithm="ES256",
+            headers={"kid": self.signing_key["kid"]},
+        )
 
     def client(self, key: str | None = None, user_token: str | None = None) -> Client:
-        """supabase-py as a dashboard uses it: `key` (anon by default) and, for a signed-in
-        user, their access token as the bearer."""
+        """supabase-py as a dashboard uses it: `key` (the publishable key by default) and, for
+        a signed-in user, their access token as the bearer."""
         headers = {"Authorization": f"Bearer {user_token}"} if user_token else {}
         verify = ssl.create_default_context(cafile=self.ca_file)
         options = ClientOptions(headers=headers, httpx_client=httpx.Client(verify=verify))
-        return create_client(self.url, key or self.anon_key, options)
+        return create_client(self.url, key or self.publishable_key, options)
 
 
 def push_migrations(cli: CliRunner, workdir: Path, db_url: str) -> str:
@@ -80,22 +85,17 @@ def dashboard(sandbox: SandboxProcess, tmp_path_factory: pytest.TempPathFactory)
     password = "Forge-Board-pass-1"
     ref = api.create(f"forgeboard-{uuid.uuid4().hex[:8]}", db_pass=password)
     api.wait_status(ref)
-    entry: dict[str, Any] | None = None
-    for _ in range(600):  # the keys come a little after the project (bounded reads)
-        entry = project_entry(sandbox, ref)
-        if entry and entry["api_keys"]:
-            break
-        time.sleep(0.05)
-    assert entry is not None and entry["api_keys"], "the dashboard project has no keys"
+    keys = keys_of(sandbox, ref)
+    entry = project_entry(sandbox, ref)
+    assert entry is not None and entry["defaults"] == "2026" and not keys["legacy_enabled"]
     db_url = api.db_url(ref, password)
     output = push_migrations(cli, tmp_path_factory.mktemp("forgeboard-push"), db_url)
-    anon, service = entry["api_keys"][0], entry["api_keys"][1]
     return Dashboard(
         ref=ref,
         url=sandbox.info["supabase"]["project_url"].replace("{ref}", ref),
-        anon_key=anon,
-        service_key=service,
-        jwt_secret=entry["jwt_secret"],
+        publishable_key=keys["publishable"],
+        secret_key=keys["secret"],
+        signing_key=keys["signing_key"],
         db_url=db_url,
         ca_file=sandbox.ca_file,
         push_output=output,

@@ -11,3 +11,4 @@ create policy "owners read their projects" on public.projects
   for select to authenticated using (owner_id = (select auth.uid()));
 revoke all on public.projects from anon;
 grant select on public.projects to authenticated;
+grant select, insert on public.projects to service_role;

@@ -1,6 +1,6 @@
-"""The sandbox's PostgREST for the dashboard project, judged by supabase-py: the kit's
-migration pushed by the real CLI, RLS with two users' JWTs, the service key past RLS, inserts,
-updates, upserts and PostgREST's error bodies."""
+"""The sandbox's PostgREST for the dashboard project (today's defaults), judged by supabase-py:
+the kit's migration pushed by the real CLI, its grants, RLS with two users' JWTs, the secret
+key past RLS, inserts, updates, upserts and PostgREST's error bodies."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from postgrest.exceptions import APIError
 from supabase import Client
 
@@ -19,7 +21,7 @@ pytestmark = [pytest.mark.clis, pytest.mark.postgres]
 
 def _project(dashboard: Dashboard, owner: str) -> str:
     project_id = f"proj_{uuid.uuid4().hex[:10]}"
-    service = dashboard.client(dashboard.service_key)
+    service = dashboard.client(dashboard.secret_key)
     service.table("projects").insert(
         {"id": project_id, "owner_id": owner, "name": "shop", "build_dir": "shop"}
     ).execute()
@@ -77,7 +79,7 @@ def test_each_user_reads_only_their_own_deployments(dashboard: Dashboard) -> Non
         dashboard.client().table("deployments").select("*").execute()
     assert anon.value.code == "42501"
     # The service key bypasses RLS.
-    service = dashboard.client(dashboard.service_key)
+    service = dashboard.client(dashboard.secret_key)
     both = service.table("deployments").select("id").in_("id", list(mine.values())).execute()
     assert {r["id"] for r in both.data} == set(mine.values())
 
@@ -111,7 +113,7 @@ def test_users_cannot_write_what_forge_deploy_writes(dashboard: Dashboard) -> No
 def test_upsert_update_and_error_bodies(dashboard: Dashboard) -> None:
     user = str(uuid.uuid4())
     project = _project(dashboard, user)
-    service = dashboard.client(dashboard.service_key)
+    service = dashboard.client(dashboard.secret_key)
     first = (
         service.table("deployments")
         .upsert(
@@ -181,7 +183,13 @@ def test_upsert_update_and_error_bodies(dashboard: Dashboard) -> None:
 
 def test_a_forged_or_expired_token_is_refused(dashboard: Dashboard) -> None:
     user = str(uuid.uuid4())
-    forged = Dashboard(**{**dashboard.__dict__, "jwt_secret": "not-the-secret-" * 3})
+    other = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    signing = {**dashboard.signing_key, "private_pem": other.decode()}  # the right kid, not the key
+    forged = Dashboard(**{**dashboard.__dict__, "signing_key": signing})
     with pytest.raises(APIError) as bad:
         dashboard.client(user_token=forged.user_token(user)).table("deployments").select(
             "*"
@@ -193,26 +201,54 @@ def test_a_forged_or_expired_token_is_refused(dashboard: Dashboard) -> None:
     assert old.value.code == "PGRST301" and old.value.message == "JWT expired"
 
 
-def _root(client: Client) -> dict[str, Any]:
+def _root(client: Client) -> Any:
     """PostgREST's root document, fetched on supabase-py's own session and headers."""
     rest = client.postgrest
-    answer = rest.session.get(str(rest.base_url) + "/", headers=rest.headers)
-    assert answer.status_code == 200, answer.text
-    document: dict[str, Any] = answer.json()
-    return document
+    return rest.session.get(str(rest.base_url) + "/", headers=rest.headers)
 
 
-def test_the_rest_root_lists_what_the_callers_role_may_read(dashboard: Dashboard) -> None:
+def test_the_rest_root_is_the_secret_keys_and_lists_what_it_was_granted(
+    dashboard: Dashboard,
+) -> None:
     hidden = f"hidden_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(dashboard.db_url) as conn:
         conn.execute(f"create table {hidden} (id int primary key, note text not null)")
-        conn.execute(f"revoke all on {hidden} from anon, authenticated")
-    service = _root(dashboard.client(dashboard.service_key))
-    user = _root(dashboard.client(user_token=dashboard.user_token(str(uuid.uuid4()))))
-    anon = _root(dashboard.client())
-    assert {"/", "/deployments", "/projects", f"/{hidden}"} <= set(service["paths"])
+    service = _root(dashboard.client(dashboard.secret_key)).json()
+    # the kit grants its tables to the secret key's role; a new table is granted to no one
+    assert {"/", "/deployments", "/projects"} <= set(service["paths"])
+    assert f"/{hidden}" not in service["paths"]
+    with psycopg.connect(dashboard.db_url) as conn:
+        conn.execute(f"grant select on {hidden} to service_role")
+    service = _root(dashboard.client(dashboard.secret_key)).json()
     assert service["definitions"][hidden]["required"] == ["id", "note"]
     assert set(service["definitions"][hidden]["properties"]) == {"id", "note"}
-    # the kit grants its tables to signed-in users only; RLS, not the listing, filters rows
-    assert {"/deployments", "/projects"} <= set(user["paths"]) and f"/{hidden}" not in user["paths"]
-    assert set(anon["paths"]) == {"/"} and anon["definitions"] == {}
+    # The publishable key never reads the root, with or without a signed-in user's token.
+    user = dashboard.client(user_token=dashboard.user_token(str(uuid.uuid4())))
+    for client in (user, dashboard.client()):
+        refused = _root(client)
+        assert refused.status_code == 403
+        assert refused.json()["message"] == "Access to schema is forbidden"
+
+
+def test_the_kits_grants_are_what_a_new_project_needs_and_no_more(dashboard: Dashboard) -> None:
+    """On today's Supabase nothing is granted by default: each role reaches exactly what the
+    migration grants it (the publishable key alone: nothing)."""
+    with pytest.raises(APIError) as anon:
+        dashboard.client().table("deployments").select("id").execute()
+    assert anon.value.code == "42501"
+    with psycopg.connect(dashboard.db_url) as conn:
+        granted = {
+            (role, privilege)
+            for role, privilege in conn.execute(
+                "SELECT grantee, privilege_type FROM information_schema.role_table_grants "
+                "WHERE table_schema = 'public' AND table_name = 'deployments' "
+                "AND grantee IN ('anon', 'authenticated', 'service_role')"
+            ).fetchall()
+        }
+    assert granted == {
+        ("authenticated", "SELECT"),
+        ("authenticated", "INSERT"),
+        ("service_role", "SELECT"),
+        ("service_role", "INSERT"),
+        ("service_role", "UPDATE"),
+    }

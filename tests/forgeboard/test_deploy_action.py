@@ -43,12 +43,12 @@ def test_deploy_action_against_the_dispatcher_and_the_dashboard(
 ) -> None:
     running = start_dispatcher(
         FORGEBOARD_SUPABASE_URL=dashboard.url,
-        FORGEBOARD_SUPABASE_SERVICE_KEY=dashboard.service_key,
+        FORGEBOARD_SUPABASE_SERVICE_KEY=dashboard.secret_key,
         FORGEBOARD_CA_FILE=dashboard.ca_file,
         FORGEBOARD_POLL_S="0.2",
     )
     alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
-    service = dashboard.client(dashboard.service_key)
+    service = dashboard.client(dashboard.secret_key)
     projects: dict[str, str] = {}
     for label, owner in (("one", alice), ("two", alice), ("three", alice), ("bob", bob)):
         project_id = f"proj_{unique}_{label}"
@@ -63,7 +63,7 @@ def test_deploy_action_against_the_dispatcher_and_the_dashboard(
     test_file = out_dir / "tests" / "forgeboard" / "node" / "deploy.test.js"
     env = {
         "FORGEBOARD_TEST_DASHBOARD_URL": dashboard.url,
-        "FORGEBOARD_TEST_ANON_KEY": dashboard.anon_key,
+        "FORGEBOARD_TEST_PUBLISHABLE_KEY": dashboard.publishable_key,
         "FORGEBOARD_TEST_DISPATCHER_URL": running.url,
         "FORGEBOARD_TEST_HOOK_SECRET": running.secret.decode(),
         "FORGEBOARD_TEST_ALICE_TOKEN": dashboard.user_token(alice),

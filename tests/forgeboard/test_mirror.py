@@ -36,7 +36,7 @@ ORDER = {"queued": 0, "running": 1, "live": 2, "unhealthy": 2, "failed": 2, "can
 def _mirrored(dashboard: Dashboard, start: Callable[..., RunningDispatcher]) -> RunningDispatcher:
     return start(
         FORGEBOARD_SUPABASE_URL=dashboard.url,
-        FORGEBOARD_SUPABASE_SERVICE_KEY=dashboard.service_key,
+        FORGEBOARD_SUPABASE_SERVICE_KEY=dashboard.secret_key,
         FORGEBOARD_CA_FILE=dashboard.ca_file,
         FORGEBOARD_POLL_S="0.2",
     )
@@ -47,7 +47,7 @@ def _queue_row(dashboard: Dashboard) -> tuple[str, str, str]:
     user = str(uuid.uuid4())
     token = dashboard.user_token(user)
     project = f"proj_{uuid.uuid4().hex[:10]}"
-    dashboard.client(dashboard.service_key).table("projects").insert(
+    dashboard.client(dashboard.secret_key).table("projects").insert(
         {"id": project, "owner_id": user, "name": "app", "build_dir": "app"}
     ).execute()
     row = (
@@ -115,8 +115,8 @@ def _no_secrets(
 ) -> None:
     known = {
         **sandbox_secrets(sandbox),
-        "dashboard service key": dashboard.service_key,
-        "dashboard jwt secret": dashboard.jwt_secret,
+        "dashboard secret key": dashboard.secret_key,
+        "dashboard signing key": dashboard.signing_key["private_pem"],
         "hook secret": running.secret.decode(),
         "seal private key": running.settings.runner.seal_private_key,
     }

@@ -106,7 +106,7 @@ def test_no_settings_no_mirror() -> None:
 def _row(dashboard: Dashboard) -> str:
     user = str(uuid.uuid4())
     created = (
-        dashboard.client(dashboard.service_key)
+        dashboard.client(dashboard.secret_key)
         .table("deployments")
         .insert({"request_id": str(uuid.uuid4()), "project_id": "p", "owner_id": user})
         .execute()
@@ -122,7 +122,7 @@ def test_the_writer_retries_and_never_goes_back(
 ) -> None:
     slept: list[float] = []
     settings = WriterSettings(
-        dashboard.url, dashboard.service_key, ca_file=dashboard.ca_file, timeout_s=2
+        dashboard.url, dashboard.secret_key, ca_file=dashboard.ca_file, timeout_s=2
     )
     writer = Writer(settings, sleep=slept.append)
     row_id = _row(dashboard)
@@ -147,7 +147,7 @@ def test_the_writer_retries_and_never_goes_back(
         sandbox.set_faults([])
         writer.close()
     current = (
-        dashboard.client(dashboard.service_key)
+        dashboard.client(dashboard.secret_key)
         .table("deployments")
         .select("status, version")
         .eq("id", row_id)

@@ -14,6 +14,7 @@ def test_only_picks_kinds_by_prefix_either_way() -> None:
     assert suite.wanted_prefixes(["fault"]) == [
         "fault: deploy",
         "fault: redeploy",
+        "fault: revive",
         "fault: teardown",
     ]
     assert suite.wanted_prefixes(["load: soak 1000"]) == ["load: soak"]

@@ -187,9 +187,21 @@ def test_plan_lists_creates_then_no_changes(
     assert mine(sandbox, name) == {"repos": [], "projects": [], "vercel": [], "env": []}
 
     assert_live(deploy(forge_runner, build, name))
+    traffic_before = len(sandbox.traffic())
     after = forge_runner.run(["plan", "--build-dir", str(build), "--name", name])
     assert after.returncode == 0, after.explain()
     assert {c["action"] for c in after.result["changes"]} == {"none"}, after.result["changes"]
+    writes = [
+        (t["method"], t["path"])
+        for t in sandbox.traffic()[traffic_before:]
+        if t["method"] not in ("GET", "HEAD")
+    ]
+    # Only the exposure check's catalog read, in a read-only transaction.
+    assert writes and all(
+        m == "POST" and path.endswith("/database/query/read-only") for m, path in writes
+    ), writes
+    [exposure] = [c for c in after.result["changes"] if c["resource"] == "supabase.exposure"]
+    assert exposure["app_tables"] == ["public.notes"] and exposure["exposure"]["errors"] == []
 
 
 def test_teardown_removes_ours_and_is_repeatable(

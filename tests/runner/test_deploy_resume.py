@@ -43,6 +43,8 @@ KILL_POINTS: dict[str, Callable[[Event], bool]] = {
     "vercel-project": checkpoint("vercel.project_id"),
     "build-started": started("vercel.build"),
     "deployment-created": checkpoint("vercel.deployment_id"),
+    "exposure-started": started("health.exposure"),
+    "auth-urls-started": started("health.auth_urls"),
     "promote-started": started("vercel.promote"),
     "health-started": started("health"),
 }

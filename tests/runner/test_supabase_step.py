@@ -21,6 +21,7 @@ from runner.events import EventType
 from runner.providers.supabase import PoolerConfig, SupabaseClient
 from runner.sealing import new_keypair, unseal
 from runner.steps import supabase as supabase_step
+from runner.steps import supabase_keys
 from tests.support import runner as runner_support
 from tests.support.clis import REPO
 from tests.support.runner import events_of
@@ -101,7 +102,7 @@ def tree(root: Path) -> dict[str, bytes]:
 
 def ready(ctx: RunContext, app: str) -> supabase_step.DatabaseProject:
     project = supabase_step.ensure_project(ctx, app)
-    supabase_step.read_keys(ctx, project.ref, 60)
+    supabase_keys.read_keys(ctx, project.ref, 60)
     supabase_step.wait_healthy(ctx, project.ref)
     return project
 
@@ -299,17 +300,22 @@ def test_keys_are_read_while_the_project_is_still_coming_up(
     sandbox.set_time_scale(0.1)
     ctx, stream = contexts(FORGE_POLL_INTERVAL_S="0.25")  # ~30 looks, far inside 120/min
     project = supabase_step.ensure_project(ctx, app)
-    keys = supabase_step.read_keys(ctx, project.ref, 30)
+    keys = supabase_keys.read_keys(ctx, project.ref, 30)
     client = SupabaseClient(ctx.supabase)
     current = client.get_project(project.ref)
     assert current is not None and current.status == "COMING_UP"
     [entry] = projects_named(sandbox, f"forge-{app}")
-    assert {keys.anon, keys.service_role} <= set(entry["api_keys"])
-    assert keys.anon in ctx.masker and keys.service_role in ctx.masker
-    assert keys.anon not in repr(keys)
+    # Today's keys, never the legacy JWTs (listed, but disabled on a new project).
+    assert (keys.publishable, keys.secret) == (
+        entry["keys"]["publishable"],
+        entry["keys"]["secret"],
+    )
+    assert keys.legacy == "disabled"
+    assert keys.publishable in ctx.masker and keys.secret in ctx.masker
+    assert keys.secret not in repr(keys) and keys.publishable not in repr(keys)
 
     healthy = supabase_step.wait_healthy(ctx, project.ref)
-    assert healthy.status == "ACTIVE_HEALTHY"
+    assert healthy.project.status == "ACTIVE_HEALTHY" and healthy.schemas[0] == "public"
     statuses = [
         e.payload.get("status")
         for e in events_of(stream.getvalue())
@@ -317,8 +323,40 @@ def test_keys_are_read_while_the_project_is_still_coming_up(
     ]
     assert statuses[-1] == "ACTIVE_HEALTHY" and "COMING_UP" in statuses
     text = stream.getvalue()
-    assert keys.anon not in text and keys.service_role not in text
+    assert keys.publishable not in text and keys.secret not in text
     assert not any(k.startswith("supabase.") and "key" in k for k, _ in checkpoints(stream))
+
+
+@pytest.mark.postgres
+def test_a_project_without_a_secret_key_gets_one_made_once(
+    sandbox: SandboxProcess, contexts: Contexts, app: str
+) -> None:
+    """The app needs a secret key: a project whose secret keys were deleted gets `forge_deploy`,
+    made once (a create whose answer is lost is found by its name, not made again)."""
+    ctx, stream = contexts()
+    project = supabase_step.ensure_project(ctx, app)
+    first = supabase_keys.read_keys(ctx, project.ref, 30)
+    base = f"/v1/projects/{project.ref}/api-keys"
+    for key in ctx.supabase.json("GET", base):
+        if key["type"] == "secret":
+            ctx.supabase.request("DELETE", f"{base}/{key['id']}")
+    sandbox.set_faults(
+        [{"service": "supabase", "method": "POST", "path": f"^{base}$",
+          "action": "timeout_after_success", "times": 1}]
+    )  # fmt: skip
+    made = supabase_keys.read_keys(ctx, project.ref, 30)
+    sandbox.set_faults([])
+    again = supabase_keys.read_keys(ctx, project.ref, 30)
+    secrets_ = [k for k in ctx.supabase.json("GET", base) if k["type"] == "secret"]
+    assert [k["name"] for k in secrets_] == ["forge_deploy"]  # one, though the answer was lost
+    assert made.secret == again.secret != first.secret and made.publishable == first.publishable
+    assert made.secret.startswith("sb_secret_") and made.secret in ctx.masker
+    assert made.secret not in stream.getvalue()
+    created = [
+        e.payload for e in events_of(stream.getvalue())
+        if e.type is EventType.STEP_PROGRESS and "created the secret key" in e.payload["message"]
+    ]  # fmt: skip
+    assert len(created) == 1
 
 
 @pytest.mark.postgres
@@ -332,7 +370,8 @@ def test_wait_healthy_fails_on_a_terminal_status_and_on_the_deadline(
     assert paused.status_code == 200
     with pytest.raises(StepFailed, match="INACTIVE"):
         supabase_step.wait_healthy(ctx, project.ref)
-    ctx.supabase.request("POST", f"/v1/projects/{project.ref}/restore")
+    supabase_step.restore(ctx, project.ref)
+    supabase_step.restore(ctx, project.ref)  # RESTORING or up: nothing asked again
     supabase_step.wait_healthy(ctx, project.ref)
 
     sandbox.set_time_scale(0.02)  # provisioning 1.8 s: the 1 s deadline passes first

@@ -17,6 +17,7 @@ from runner.errors import FatalError, NotOurs
 from runner.events import EventType
 from runner.providers.vercel import EnvItem, VercelClient
 from runner.steps import vercel as vercel_step
+from runner.steps import vercel_env
 from tests.support import runner as runner_support
 from tests.support.sandbox import SandboxProcess
 
@@ -129,22 +130,20 @@ def test_plan_then_teardown(
     fresh = vercel_step.plan_app(run_context, app, copy)
     assert [(e["resource"], e["action"]) for e in fresh] == [
         ("vercel.project", "create"),
-        ("vercel.env", "create"),
-        ("vercel.env", "create"),
-        ("vercel.env", "create"),
+        *[("vercel.env", "create")] * len(vercel_env.ENV_TYPES),
         ("vercel.deployment", "create"),
     ]
     assert "3 files" in fresh[0]["detail"]
     project = vercel_step.ensure_project(run_context, app)
     half = vercel_step.plan_app(run_context, app)
-    assert [e["action"] for e in half] == ["none", "create", "create", "create"]
+    assert [e["action"] for e in half] == ["none", *["create"] * len(vercel_env.ENV_TYPES)]
     VercelClient(run_context.vercel).upsert_env(
         project.id,
         [EnvItem("SUPABASE_SERVICE_ROLE_KEY", "not-yet-sensitive", "encrypted", ("production",))],
     )
     typed = {e["name"]: e["action"] for e in vercel_step.plan_app(run_context, app)}
     assert typed["SUPABASE_SERVICE_ROLE_KEY"] == "update"
-    vercel_step.set_env(run_context, project.id, env_values("x"))
+    vercel_env.set_env(run_context, project.id, env_values("x"))
     writes = len(vercel_writes(sandbox))
     assert {e["action"] for e in vercel_step.plan_app(run_context, app)} == {"none"}
     with_content = vercel_step.plan_app(run_context, app, copy)
@@ -157,11 +156,11 @@ def test_plan_then_teardown(
 
 # -- env vars --------------------------------------------------------------------------------
 def env_values(tag: str) -> dict[str, str]:
-    return {
-        "NEXT_PUBLIC_SUPABASE_URL": f"https://{tag}ref.supabase.example",
-        "NEXT_PUBLIC_SUPABASE_ANON_KEY": f"anon-{tag}-secret-value-0123456789",
-        "SUPABASE_SERVICE_ROLE_KEY": f"service-{tag}-secret-value-0123456789",
-    }
+    return vercel_env.supabase_env(
+        f"https://{tag}ref.supabase.example",
+        f"sb_publishable_{tag}_value_0123456789",
+        f"sb_secret_{tag}_value_0123456789",
+    )
 
 
 def test_env_vars_set_readable_and_never_duplicated(
@@ -174,21 +173,27 @@ def test_env_vars_set_readable_and_never_duplicated(
         values = env_values(f"{tag}{unique}")
         for value in values.values():
             ctx.masker.register(value)
-        keys = vercel_step.set_env(ctx, project.id, values)
+        keys = vercel_env.set_env(ctx, project.id, values)
         assert keys == sorted(values)
         read = VercelClient(ctx.vercel).list_env(project.id, decrypt=True)
         by_key = {v.key: v for v in read}
         assert sorted(by_key) == sorted([*values, "FORGE_DEPLOY_APP"])
         assert len(read) == len(by_key)  # one variable per key, never a duplicate
-        for key in ("NEXT_PUBLIC_SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_ANON_KEY"):
+        public = (
+            "NEXT_PUBLIC_SUPABASE_URL",
+            "NEXT_PUBLIC_SUPABASE_PUBLISHABLE_KEY",
+            "NEXT_PUBLIC_SUPABASE_ANON_KEY",
+        )
+        for key in public:
             assert by_key[key].type == "encrypted" and by_key[key].value == values[key]
             assert set(by_key[key].targets) == {"production", "preview"}
-        service = by_key["SUPABASE_SERVICE_ROLE_KEY"]
-        assert service.type == "sensitive" and service.value is None  # never readable back
-        assert set(service.targets) == {"production", "preview"}
+        for key in ("SUPABASE_SECRET_KEY", "SUPABASE_SERVICE_ROLE_KEY"):
+            service = by_key[key]
+            assert service.type == "sensitive" and service.value is None  # never readable back
+            assert set(service.targets) == {"production", "preview"}
+            assert values[key] not in stream.getvalue()
         assert values["NEXT_PUBLIC_SUPABASE_ANON_KEY"] not in stream.getvalue()
-        assert values["SUPABASE_SERVICE_ROLE_KEY"] not in stream.getvalue()
-    assert len(vercel_resources(sandbox, app)["env"]) == 4
+    assert len(vercel_resources(sandbox, app)["env"]) == 1 + len(vercel_env.ENV_TYPES)
 
 
 def test_a_failed_env_item_is_fatal(run_context: RunContext, unique: str) -> None:
@@ -314,7 +319,7 @@ FAULTS = {
 
 def full_flow(ctx: RunContext, app: str, copy: workcopy.WorkCopy) -> tuple[str, str, str]:
     project = vercel_step.ensure_project(ctx, app)
-    vercel_step.set_env(ctx, project.id, env_values("fault"))
+    vercel_env.set_env(ctx, project.id, env_values("fault"))
     result = vercel_step.deploy(ctx, project, copy)
     ready = vercel_step.wait_ready(ctx, result.deployment.id)
     return project.id, ready.id, vercel_step.promote(ctx, project, ready)
@@ -343,7 +348,7 @@ def test_faults_on_every_call_end_with_one_of_each(
     found = vercel_resources(sandbox, app)
     assert [p["id"] for p in found["projects"]] == [project_id]
     assert [d["id"] for d in found["deployments"]] == [deployment_id]
-    assert len(found["env"]) == 4
+    assert len(found["env"]) == 1 + len(vercel_env.ENV_TYPES)
     assert f"hello {unique}" in fetch(sandbox, url + "/").text
 
 

@@ -42,6 +42,18 @@ REQUIRED = {
         ("GET", r"/v1/projects/[a-z]{20}/health"),
         ("DELETE", r"/v1/projects/[a-z]{20}"),
         ("POST", r"/v1/projects/[a-z]{20}/database/query"),
+        ("POST", r"/v1/projects/[a-z]{20}/database/query/read-only"),
+        ("GET", r"/v1/projects/[a-z]{20}/api-keys/legacy"),
+        ("PUT", r"/v1/projects/[a-z]{20}/api-keys/legacy"),
+        ("POST", r"/v1/projects/[a-z]{20}/api-keys"),
+        ("GET", r"/v1/projects/[a-z]{20}/api-keys/[0-9a-f-]{36}"),
+        ("PATCH", r"/v1/projects/[a-z]{20}/api-keys/[0-9a-f-]{36}"),
+        ("DELETE", r"/v1/projects/[a-z]{20}/api-keys/[0-9a-f-]{36}"),
+        ("GET", r"/v1/projects/[a-z]{20}/config/auth"),
+        ("PATCH", r"/v1/projects/[a-z]{20}/config/auth"),
+        ("GET", r"/v1/projects/[a-z]{20}/config/auth/signing-keys"),
+        ("POST", r"/v1/projects/[a-z]{20}/pause"),
+        ("POST", r"/v1/projects/[a-z]{20}/restore"),
     ],
     "vercel": [
         ("GET", r"/v2/user"),
@@ -105,6 +117,20 @@ def _sweep(sandbox: SandboxProcess, unique: str) -> None:
     sb("GET", f"/v1/projects/{ref}/health", params={"services": "db,rest,auth"})
     sb("GET", f"/v1/projects/{ref}/api-keys", params={"reveal": "true"})
     sb("POST", f"/v1/projects/{ref}/database/query", json={"query": "select 1 as one"})
+    sb("POST", f"/v1/projects/{ref}/database/query/read-only", json={"query": "select 2 as two"})
+    keys = f"/v1/projects/{ref}/api-keys"
+    sb("GET", f"{keys}/legacy")
+    sb("PUT", f"{keys}/legacy", params={"enabled": "false"})
+    made = sb("POST", keys, params={"reveal": "true"}, json={"type": "secret", "name": "sweep"})
+    assert made.status_code == 201, made.text
+    sb("GET", f"{keys}/{made.json()['id']}")
+    sb("PATCH", f"{keys}/{made.json()['id']}", json={"name": "sweep_renamed"})
+    sb("DELETE", f"{keys}/{made.json()['id']}")
+    sb("GET", f"/v1/projects/{ref}/config/auth")
+    sb("PATCH", f"/v1/projects/{ref}/config/auth", json={"site_url": "https://sweep.example"})
+    sb("GET", f"/v1/projects/{ref}/config/auth/signing-keys")
+    assert sb("POST", f"/v1/projects/{ref}/pause").status_code == 200
+    assert sb("POST", f"/v1/projects/{ref}/restore").status_code == 200
     sb("GET", "/v1/projects/abcdefghijklmnopqrst")
     assert sb("DELETE", f"/v1/projects/{ref}").status_code == 200
 

@@ -25,11 +25,6 @@ def _fresh_budget(sandbox: SandboxProcess) -> Iterator[None]:
     yield
 
 
-@pytest.fixture
-def api(sandbox: SandboxProcess) -> Management:
-    return Management(sandbox)
-
-
 def tenant(
     sandbox: SandboxProcess, ref: str, path: str, key: str | None = None
 ) -> requests.Response:
@@ -95,7 +90,7 @@ def test_projects_and_their_deadlines_survive_a_restart(
     sandbox.set_time_scale(0)
     ready = api.create(f"keep-{unique}", db_pass="Keep-pass-1")
     api.query(ready, "create table kept (id int); insert into kept values (7)")
-    anon = keys_by_type(api, ready)["legacy:anon"]["api_key"]
+    publishable = keys_by_type(api, ready)["publishable:default"]["api_key"]
     sandbox.set_time_scale(1)  # realistic: 90 s provisioning, 2 s before keys exist
     slow = api.create(f"slow-{unique}")
     assert api("GET", f"/v1/projects/{slow}/api-keys").json() == []
@@ -104,7 +99,7 @@ def test_projects_and_their_deadlines_survive_a_restart(
     reset_budget(sandbox)
     assert api.status(ready) == "ACTIVE_HEALTHY"
     assert api.status(slow) == "COMING_UP"
-    assert keys_by_type(api, ready)["legacy:anon"]["api_key"] == anon
+    assert keys_by_type(api, ready)["publishable:default"]["api_key"] == publishable
     assert api.query(ready, "select id from kept") == [{"id": 7}]
     entry = project_entry(sandbox, ready)
     assert entry is not None and entry["db_pass"] == "Keep-pass-1"
@@ -246,16 +241,22 @@ def test_api_keys_open_the_tenant_endpoints(
         assert (claims["role"], claims["ref"], claims["iss"]) == (role, ref, "supabase")
         assert jwt.get_unverified_header(revealed[f"legacy:{role}"]["api_key"])["alg"] == "HS256"
 
-    for key in (k["api_key"] for k in revealed.values()):
-        rest = tenant(sandbox, ref, "/rest/v1/", key)
-        assert rest.status_code == 200 and rest.json()["info"]["version"]
-    service_role = revealed["legacy:service_role"]["api_key"]
-    auth = tenant(sandbox, ref, "/auth/v1/health", service_role).json()
-    assert auth["name"] == "GoTrue" and auth["version"]
-    assert tenant(sandbox, ref, "/storage/v1/version", service_role).text.strip()
+    publishable = revealed["publishable:default"]["api_key"]
+    for key in (publishable, secret):
+        auth = tenant(sandbox, ref, "/auth/v1/health", key).json()
+        assert auth["name"] == "GoTrue" and auth["version"]
+        assert tenant(sandbox, ref, "/storage/v1/version", key).text.strip()
+    assert tenant(sandbox, ref, "/rest/v1/", secret).json()["info"]["version"]
+    # Today's project: the legacy pair is listed but disabled, so the gateway refuses it.
+    for role in ("anon", "service_role"):
+        refused = tenant(sandbox, ref, "/auth/v1/health", revealed[f"legacy:{role}"]["api_key"])
+        assert (refused.status_code, refused.json()["message"]) == (
+            401,
+            "Legacy API keys are disabled",
+        )
     assert tenant(sandbox, ref, "/auth/v1/health").status_code == 401
     assert tenant(sandbox, ref, "/auth/v1/health", "nope").status_code == 401
-    other_key = keys_by_type(api, other)["legacy:anon"]["api_key"]
+    other_key = keys_by_type(api, other, reveal=True)["publishable:default"]["api_key"]
     assert tenant(sandbox, ref, "/auth/v1/health", other_key).status_code == 401
     for project in (ref, other):
         assert api("DELETE", f"/v1/projects/{project}").status_code == 200

@@ -1,14 +1,20 @@
 """Helpers shared by the Supabase emulator tests (no tests here): a Management API caller,
-bounded status polling, the rate-limit reset between tests."""
+bounded status polling, the rate-limit reset between tests, supabase-py clients of a project's
+Data API and users' tokens signed with the project's keys (the sandbox has no sign-in)."""
 
 from __future__ import annotations
 
+import ssl
 import time
+import uuid
 from typing import Any
 from urllib.parse import quote
 
+import httpx
+import jwt
 import pytest
 import requests
+from supabase import Client, ClientOptions, create_client
 
 from tests.support.sandbox import SandboxProcess
 
@@ -83,3 +89,51 @@ def project_entry(sandbox: SandboxProcess, ref: str) -> dict[str, Any] | None:
             entry: dict[str, Any] = project
             return entry
     return None
+
+
+def keys_of(sandbox: SandboxProcess, ref: str) -> dict[str, Any]:
+    """The project's keys by role (`anon`, `service_role`, `publishable`, `secret`), whether its
+    legacy pair is enabled, and what signs its users' tokens; waits for them to be minted."""
+    for _ in range(MAX_POLLS):
+        entry = project_entry(sandbox, ref)
+        if entry is not None and entry["keys"]["secret"]:
+            found: dict[str, Any] = entry["keys"]
+            return found
+        time.sleep(POLL_S)
+    pytest.fail(f"project {ref} has no keys")
+
+
+def user_token(
+    keys: dict[str, Any],
+    sub: str | None = None,
+    role: str = "authenticated",
+    algorithm: str = "ES256",
+    expires_in: int = 3600,
+) -> str:
+    """A user's access token, signed as the project's auth service signs it today (ES256 with
+    the project's signing key and its `kid`), or with the legacy HS256 secret."""
+    now = int(time.time())
+    claims = {
+        "sub": sub or str(uuid.uuid4()),
+        "role": role,
+        "aud": "authenticated",
+        "email": "someone@example.invalid",
+        "iat": now,
+        "exp": now + expires_in,
+    }
+    if algorithm == "HS256":
+        return jwt.encode(claims, keys["jwt_secret"], algorithm="HS256")
+    signing = keys["signing_key"]
+    return jwt.encode(
+        claims, signing["private_pem"], algorithm="ES256", headers={"kid": signing["kid"]}
+    )
+
+
+def data_client(sandbox: SandboxProcess, ref: str, key: str, user: str | None = None) -> Client:
+    """supabase-py on the project's Data API as an app uses it: `key` as the apikey and, for a
+    signed-in user, their access token as the bearer."""
+    url = sandbox.info["supabase"]["project_url"].replace("{ref}", ref)
+    headers = {"Authorization": f"Bearer {user}"} if user else {}
+    verify = ssl.create_default_context(cafile=sandbox.ca_file)
+    options = ClientOptions(headers=headers, httpx_client=httpx.Client(verify=verify))
+    return create_client(url, key, options)

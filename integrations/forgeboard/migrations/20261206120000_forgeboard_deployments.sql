@@ -49,9 +49,17 @@ create policy "owners queue deployments" on public.deployments
     and steps = '[]'::jsonb and cardinality(log_tail) = 0
   );
 
+-- Who reaches the table through the Data API. A Supabase project made since 2026-05-30 (every
+-- project since 2026-10-30) grants a new table to no API role, so each grant the kit relies on
+-- is written here; on an older project the revokes take back what was granted automatically.
+-- Signed-in users (the panel, deploy.ts; `authenticated`, under the RLS policies above) read
+-- and queue; forge-deploy's status mirror (`service_role`, the secret key: past RLS) reads the
+-- row and writes its progress; the publishable key alone (`anon`) reaches nothing.
 revoke all on public.deployments from anon;
 revoke update, delete, truncate on public.deployments from authenticated;
 grant select, insert on public.deployments to authenticated;
+revoke delete, truncate on public.deployments from service_role;
+grant select, insert, update on public.deployments to service_role;
 
 -- The deploy panel follows its row through Supabase realtime.
 alter publication supabase_realtime add table public.deployments;

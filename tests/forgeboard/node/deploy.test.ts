@@ -16,12 +16,12 @@ function env(name: string): string {
 }
 
 const dashboardUrl = env("DASHBOARD_URL");
-const anonKey = env("ANON_KEY");
+const publishableKey = env("PUBLISHABLE_KEY");
 const dispatcher: DispatcherConfig = { url: env("DISPATCHER_URL"), hookSecret: env("HOOK_SECRET") };
 
-/** The server action's client: the anon key and the signed-in user's access token. */
+/** The server action's client: the publishable key and the signed-in user's access token. */
 function asUser(token: string): SupabaseClient {
-  return createClient(dashboardUrl, anonKey, {
+  return createClient(dashboardUrl, publishableKey, {
     global: { headers: { Authorization: `Bearer ${token}` } },
     auth: { persistSession: false, autoRefreshToken: false },
   });
@@ -100,7 +100,7 @@ test("someone else's project, no user, bad input: refused before any row", async
   const others = await deploy(alice.client, dispatcher, { projectId: env("BOBS_PROJECT"), requestId }, alice.token);
   assert.ok(!others.ok);
   assert.equal(others.code, "no_such_project");
-  const stranger = await deploy(asUser(anonKey), dispatcher, { projectId: env("PROJECT_THREE"), requestId }, anonKey);
+  const stranger = await deploy(asUser(publishableKey), dispatcher, { projectId: env("PROJECT_THREE"), requestId }, publishableKey);
   assert.ok(!stranger.ok);
   assert.equal(stranger.code, "not_signed_in");
   const bad = await deploy(alice.client, dispatcher, { projectId: "no spaces allowed", requestId }, alice.token);
