@@ -30,6 +30,7 @@ _TOKEN = re.compile(
     r"|\x9b[0-?]*[ -/]*[@-~]"
     r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
 )
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # any escape or control but \n \t
 # The 16 colours, for a dark background (the log's and the failure box's output panels).
 BASE16 = (
     "#6e7681", "#ff7b72", "#3fb950", "#d29922", "#58a6ff", "#bc8cff", "#39c5cf", "#b1bac4",
@@ -159,7 +160,7 @@ class _Row:
 
 def show(text: str) -> Shown:
     """`text` as the page shows it."""
-    if "\x1b" not in text and "\r" not in text and not _has_control(text):
+    if not _CONTROL.search(text):
         return Shown(((text, ""),) if text else (), False)
     rows, style = _Row(), PLAIN
     rewrites = None  # decided by what comes first: a return or an erase, or text
@@ -180,10 +181,6 @@ def show(text: str) -> Shown:
     if at < len(text):
         rows.put(text[at:], style)
     return Shown(rows.segments(), bool(rewrites))
-
-
-def _has_control(text: str) -> bool:
-    return any((c < " " and c not in "\n\t") or "\x7f" <= c <= "\x9f" for c in text)
 
 
 def strip(text: str) -> str:
