@@ -17,6 +17,7 @@ a secret: the rows and events are masked before they are stored.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,8 +34,9 @@ from starlette.concurrency import run_in_threadpool
 from dispatcher.core.deployments import Deployments
 from dispatcher.core.errors import Refused, UnknownDeployment
 from dispatcher.core.policy import Action, refusal
-from dispatcher.model import Deployment, Status, StoredEvent
+from dispatcher.model import Deployment, Status
 from dispatcher.ui import ansi, links, signin, timeline, timeline_svg, views
+from dispatcher.ui.history import History
 from dispatcher.ui.scopes import Scope
 from dispatcher.web.params import MAX_ID, DeploymentIdPath
 from dispatcher.web.settings import WebSettings
@@ -48,6 +50,16 @@ STATIC = {
     "favicon.svg": "image/svg+xml",
 }
 ANSI_CSS = ansi.css()
+# Each static file's URL carries a hash of its content (`?v=`), so a browser keeps it until it
+# changes: a page opened after the list (or again) fetches none of them.
+VERSIONS = {
+    **{
+        name: hashlib.sha256((HERE / "static" / name).read_bytes()).hexdigest()[:12]
+        for name in STATIC
+    },
+    "ansi.css": hashlib.sha256(ANSI_CSS.encode()).hexdigest()[:12],
+}
+KEPT = {"Cache-Control": "public, max-age=31536000, immutable"}
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -59,7 +71,6 @@ HEADERS = {
 }
 STATUSES = tuple(s.value for s in Status)
 LISTED = 500  # the newest deployments the list looks at
-PAGE = 10_000  # events read per store call
 
 
 def _breaks(escaped: str) -> str:
@@ -82,6 +93,11 @@ def coloured(shown: ansi.Shown, wrap: bool = False) -> Markup:
         escaped = _breaks(str(escape(text))) if wrap else str(escape(text))
         spans.append(f'<span class="{classes}">{escaped}</span>' if classes else escaped)
     return Markup("".join(spans))  # noqa: S704 - each text escaped; classes are ansi's own
+
+
+def static_url(name: str) -> str:
+    """The URL of a static file, of this content."""
+    return f"/ui/static/{name}?v={VERSIONS[name]}"
 
 
 def router(deployments: Deployments, settings: WebSettings) -> APIRouter:
@@ -112,9 +128,11 @@ class Pages:
         self.deployments = deployments
         self.settings = settings
         self.secret = settings.hook_secret
+        self.history = History(deployments.events)
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.filters["wrap"] = wrappable
         self.templates.env.filters["ansi"] = coloured
+        self.templates.env.globals["static"] = static_url
 
     # -- what every page shares ------------------------------------------------------------
     def page(self, request: Request, name: str, code: int = 200, **context: Any) -> HTMLResponse:
@@ -169,22 +187,16 @@ class Pages:
             secure=request.url.scheme == "https",
         )
 
-    def events_of(self, deployment_id: str) -> list[StoredEvent]:
-        found: list[StoredEvent] = []
-        while page := self.deployments.events(deployment_id, found[-1].id if found else 0, PAGE):
-            found += page
-            if len(page) < PAGE:
-                break
-        return found
-
     # -- static files ----------------------------------------------------------------------
-    def static(self, name: str) -> Response:
+    def static(self, name: str, v: Annotated[str, Query(max_length=12)] = "") -> Response:
         if name not in STATIC:
             return PlainTextResponse("not found", status_code=404)
-        return FileResponse(HERE / "static" / name, media_type=STATIC[name], headers=HEADERS)
+        headers = {**HEADERS, **KEPT} if v == VERSIONS[name] else HEADERS
+        return FileResponse(HERE / "static" / name, media_type=STATIC[name], headers=headers)
 
-    def ansi_css(self) -> Response:
-        return Response(ANSI_CSS, media_type="text/css", headers=HEADERS)
+    def ansi_css(self, v: Annotated[str, Query(max_length=12)] = "") -> Response:
+        headers = {**HEADERS, **KEPT} if v == VERSIONS["ansi.css"] else HEADERS
+        return Response(ANSI_CSS, media_type="text/css", headers=headers)
 
     # -- reading ---------------------------------------------------------------------------
     def listed(
@@ -253,9 +265,9 @@ class Pages:
         if isinstance(found, Response):
             return found
         who, dep = found
-        events = self.events_of(deployment_id)
-        tl = timeline.build(events, dep, self.settings.clock())
-        lines = [line.wire() for line in views.log_lines(events)] if name == "page.html" else []
+        read = self.history.of(deployment_id)
+        tl = timeline.build(read.events, dep, self.settings.clock())
+        lines = [line.wire() for line in read.lines] if name == "page.html" else []
         return self.page(
             request,
             name,
@@ -267,7 +279,7 @@ class Pages:
             icon=views.STATUS_ICONS[dep.status.value],
             refusals={a.value: refusal(a, dep) for a in Action},
             lines=lines,
-            last_id=max((e.id for e in events), default=0),
+            last_id=read.last_id,
             csrf=links.csrf_token(self.secret, who.sid),
         )
 
@@ -275,7 +287,7 @@ class Pages:
         found = self.allowed(request, deployment_id)
         if isinstance(found, Response):
             return found
-        text = views.log_text(self.events_of(deployment_id))
+        text = views.log_text(self.history.of(deployment_id).lines)
         disposition = f'attachment; filename="{deployment_id}.log"'
         return PlainTextResponse(text, headers={**HEADERS, "Content-Disposition": disposition})
 

@@ -136,11 +136,11 @@ def log_lines(events: Iterable[StoredEvent]) -> list[LogLine]:
     return [line for line in map(log_line, events) if line is not None]
 
 
-def log_text(events: Iterable[StoredEvent]) -> str:
+def log_text(lines: Iterable[LogLine]) -> str:
     """The whole log as plain text (the download): the page's lines, a rewritten line as it
     was left, each as `<timestamp> #<event id> a<attempt> <text>`."""
     shown: list[tuple[LogLine, str]] = []
-    for line in log_lines(events):
+    for line in lines:
         if line.shown.rewrites and shown:
             shown[-1] = (shown[-1][0], line.shown.text)
         else:

@@ -11,6 +11,7 @@ import pytest
 
 from dispatcher.model import Deployment, Status, StoredEvent
 from dispatcher.ui import ansi, links, timeline, timeline_svg, views
+from dispatcher.ui.history import History
 from dispatcher.ui.scopes import Scope
 from runner.events import DeploymentId
 
@@ -227,11 +228,32 @@ def test_the_download_is_the_lines_the_page_shows() -> None:
     assert wires[0] == [1, "00:00:01", "log", "info", 0, [["start", "af2"]]]
     assert wires[2][4] == 1 and wires[2][5] == "upload 60%"  # rewrites the line before
     assert wires[4][3] == "warning"
-    assert views.log_text(events) == (
+    assert views.log_text(views.log_lines(events)) == (
         "2026-01-01T00:00:01Z #1 a1 start\n"
         "2026-01-01T00:00:02Z #2 a1 upload 100%\n"
         "2026-01-01T00:00:05Z #5 a1 careful\n"
     )
+
+
+def test_the_history_reads_each_event_once_and_keeps_a_bounded_number() -> None:
+    stored: dict[str, list[StoredEvent]] = {"a": [ev_log(i, f"line {i}") for i in (1, 2, 3)]}
+    asked: list[tuple[str, int]] = []
+
+    def read(deployment_id: str, after: int, limit: int) -> list[StoredEvent]:
+        asked.append((deployment_id, after))
+        return [e for e in stored.get(deployment_id, []) if e.id > after][:limit]
+
+    history = History(read, max_events=5)
+    first = history.of("a")
+    assert [e.id for e in first.events] == [1, 2, 3] and first.last_id == 3
+    stored["a"].append(ev_log(4, "\rline 4"))
+    again = history.of("a")
+    assert asked == [("a", 0), ("a", 3)]  # only what came after
+    assert again.lines == tuple(views.log_lines(stored["a"])) and again.lines[-1].shown.rewrites
+    stored["b"] = [ev_log(i, "b") for i in (1, 2)]
+    assert history.of("b").last_id == 2
+    assert list(history.kept) == ["b"]  # over five events: the one looked at longest ago goes
+    assert history.of("a").last_id == 4 and asked[-1] == ("a", 0)
 
 
 def test_a_failure_shows_the_step_and_the_providers_message_first() -> None:

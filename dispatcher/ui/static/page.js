@@ -137,7 +137,24 @@
     view = [];
     for (let i = 0; i < lines.length; i++) if (matches(lines[i])) view.push(i);
     for (let s = 0; s < view.length; s += CHUNK) newChunk(s, false);
+    drawOnScreen();
     updateCount();
+  }
+
+  /** Draws the chunks on screen now (on opening, on a search, on a scroll), not a frame later
+   * when the observer reports them: a jump to the end shows lines in the frame it scrolls. */
+  function drawOnScreen() {
+    let lo = 0;
+    let hi = chunks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (chunks[mid].el.getBoundingClientRect().bottom < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < chunks.length; i++) {
+      if (chunks[i].el.getBoundingClientRect().top > window.innerHeight) break;
+      if (!chunks[i].drawn) draw(chunks[i]);
+    }
   }
 
   function updateCount() {
@@ -286,6 +303,7 @@
     clearTimeout(searching);
     searching = setTimeout(() => { query = search.value.trim().toLowerCase(); rebuild(); }, 80);
   });
+  window.addEventListener("scroll", drawOnScreen, { passive: true });
   document.getElementById("log-wrap").addEventListener("change", (ev) => {
     logEl.classList.toggle("wrap", ev.target.checked);
   });
