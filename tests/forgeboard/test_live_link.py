@@ -7,10 +7,9 @@ reaches the browser; someone else's deployment gets no link."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,20 +18,12 @@ from playwright.sync_api import Browser, Response, expect
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.dispatcher.conftest import RunningDispatcher, start_dispatcher  # noqa: F401 - fixture
-from tests.forgeboard.conftest import Dashboard
+from tests.forgeboard.conftest import Dashboard, add_project, mirrored
 from tests.support.clis import REPO, CliRunner
 from tests.ui.conftest import browser  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.clis, pytest.mark.postgres, pytest.mark.browser]
 NODE_TESTS = REPO / "tests" / "forgeboard" / "node"
-
-
-@pytest.fixture
-def out_dir() -> Iterator[Path]:
-    """Inside the repo (gitignored build/), so node finds node_modules from the output."""
-    path = REPO / "build" / f"forgeboard-panel-{uuid.uuid4().hex[:8]}"
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def start_dashboard(cli: CliRunner, out_dir: Path, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -76,19 +67,11 @@ def test_the_panels_link_opens_the_live_page_through_the_server_action(
     unique: str,
     out_dir: Path,
 ) -> None:
-    running = start_dispatcher(
-        FORGEBOARD_SUPABASE_URL=dashboard.url,
-        FORGEBOARD_SUPABASE_SERVICE_KEY=dashboard.secret_key,
-        FORGEBOARD_CA_FILE=dashboard.ca_file,
-        FORGEBOARD_POLL_S="0.2",
-    )
+    running = mirrored(start_dispatcher, dashboard)
     alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
     service = dashboard.client(dashboard.secret_key)
     project_id = f"proj_{unique}_panel"
-    name = running.build(f"fb{unique}-panel")
-    service.table("projects").insert(
-        {"id": project_id, "owner_id": alice, "name": name, "build_dir": name}
-    ).execute()
+    add_project(dashboard, running, project_id, alice, f"fb{unique}-panel")
     bobs = (
         service.table("deployments")
         .insert({"request_id": f"bob-{unique}", "project_id": "bobs", "owner_id": bob})

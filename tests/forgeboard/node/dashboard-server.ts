@@ -11,12 +11,7 @@ import { createClient } from "@supabase/supabase-js";
 
 import { deploy } from "../../../integrations/forgeboard/deploy";
 import { liveLink } from "../../../integrations/forgeboard/live-link";
-
-function env(name: string): string {
-  const value = process.env[`FORGEBOARD_TEST_${name}`];
-  if (!value) throw new Error(`FORGEBOARD_TEST_${name} is not set`);
-  return value;
-}
+import { env } from "./env";
 
 const dashboardUrl = env("DASHBOARD_URL");
 const publishableKey = env("PUBLISHABLE_KEY");
