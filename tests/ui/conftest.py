@@ -102,9 +102,13 @@ def signed_in(ui: RunningDispatcher, page: Page, deployment_id: str | None = Non
 
 
 def shot(page: Page, name: str) -> Path:
+    """The whole page, from its top (a sticky bar scrolled to would be drawn mid-page)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
+    at = page.evaluate("window.scrollY")
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(path), full_page=True)
+    page.evaluate(f"window.scrollTo(0, {at})")
     return path
 
 

@@ -199,5 +199,6 @@ def test_a_coloured_failing_migration_shows_colours_and_no_escape_bytes(
     box = bar.bounding_box()
     assert box is not None and box["width"] >= 6, box
     assert box["x"] >= 0 and box["x"] + box["width"] <= NARROW["width"], box  # no sideways scroll
+    assert page.evaluate("scrollY") == 0 and box["y"] + box["height"] <= NARROW["height"], box
     assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
     shot(page, "failed-narrow")

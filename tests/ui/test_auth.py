@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from dispatcher.core.signing import signature_for
 from dispatcher.ui import links
+from dispatcher.ui.routes import static_url
 from dispatcher.ui.scopes import Scope
 from tests.dispatcher.conftest import RunningDispatcher, leaks, sandbox_secrets
 from tests.support.clis import REPO
@@ -80,6 +81,13 @@ def test_without_a_session_every_page_and_action_is_refused(
     assert s.get(ui.url + "/ui/", headers=ui.signer.headers(b"")).status_code == 401
     icon = s.get(ui.url + "/favicon.ico")
     assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg")
+    # The static files are open too; at the URL of their content (the pages link it) a browser
+    # keeps them, at any other it asks again.
+    for name in ("page.js", "ansi.css"):
+        kept = s.get(ui.url + static_url(name))
+        assert kept.status_code == 200 and "immutable" in kept.headers["cache-control"], name
+        stale = s.get(ui.url + f"/ui/static/{name}?v=000000000000")
+        assert stale.status_code == 200 and stale.headers["cache-control"] == "no-store", name
     assert ui.store.list_deployments(None) == before  # nothing was cancelled or queued
 
 
@@ -155,13 +163,31 @@ def test_forged_expired_reused_links_and_missing_csrf_are_refused(
 
 
 def test_a_deployment_scoped_session_sees_that_deployment_only(
-    start_dispatcher: Callable[..., RunningDispatcher], sandbox: SandboxProcess
+    start_dispatcher: Callable[..., RunningDispatcher], sandbox: SandboxProcess, page: Page
 ) -> None:
     ui = start_dispatcher()
     mine, theirs = ui.deploy("ui-scope-a"), ui.deploy("ui-scope-b")
     for dep in (mine, theirs):
         ui.wait_terminal(dep["id"])
     before = ui.store.list_deployments(None)
+
+    # In chromium, signed in with a link to one deployment: the other's page, summary, log and
+    # events answer 403, and so do its actions, posted from the first one's page with its token.
+    signed_in(ui, page, mine["id"])
+    for method, path in paths(theirs["id"]):
+        if method == "GET" and path.startswith("/ui/deployments/"):
+            answer = page.goto(ui.url + path)
+            assert answer is not None and answer.status == 403, (path, answer and answer.status)
+    page.goto(ui.url + f"/ui/deployments/{mine['id']}")
+    for method, path in paths(theirs["id"]):
+        if method == "POST":
+            posted = page.evaluate(
+                """async ([path, csrf]) => (await fetch(path, {method: "POST",
+                     headers: {"X-CSRF-Token": csrf}, redirect: "manual"})).status""",
+                [path, page.locator('input[name="csrf"]').first.input_value()],
+            )
+            assert posted == 403, (path, posted)
+    assert ui.store.list_deployments(None) == before
     s = http()
     assert sign_in(ui, s, link(ui, mine["id"])).status_code == 303
     for method, path in paths(theirs["id"]):
