@@ -39,6 +39,7 @@ def test_cancel_a_running_deploy_then_retry_it_to_live(
     expect(page.locator("#status")).to_contain_text("cancelled")
     assert ui.get(dep_id)["status"] == "cancelled"
     expect(page.get_by_role("button", name="Cancel")).to_be_disabled()
+    expect(page.locator("#failure-title")).to_contain_text("Cancelled during")  # not "Failed"
     shot(page, "cancelled-desktop")
 
     sandbox.set_time_scale(sandbox.time_scale)
