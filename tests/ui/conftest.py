@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import http.server
 import os
-import shutil
 import socket
 import threading
 import time
@@ -23,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from dispatcher.ui import links
 from dispatcher.ui.scopes import Scope
@@ -32,26 +31,9 @@ from tests.image.conftest import docker_client, runner_image  # noqa: F401 - fix
 from tests.support.clis import REPO
 from tests.support.sandbox import SandboxProcess
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("FORGE_SCREENSHOTS", REPO / ".forge-test" / "screenshots"))
 DESKTOP = {"width": 1280, "height": 900}
 NARROW = {"width": 375, "height": 800}
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "chromium is missing: run scripts/bootstrap"
-    with sync_playwright() as p:
-        launched = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            # Loopback only: anything else the browser might fetch goes to a closed port.
-            proxy={"server": "http://127.0.0.1:9", "bypass": "127.0.0.1,localhost"},
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture
