@@ -20,6 +20,7 @@ from runner.context import RunContext
 from sandbox.postgres import ManagedCluster, free_port
 from tests.support import runner as runner_support
 from tests.support import secret_shapes
+from tests.support.browser import browser  # noqa: F401 - fixture (tests/ui, tests/forgeboard)
 from tests.support.clis import REPO, CliRunner
 from tests.support.sandbox import SandboxProcess
 

@@ -10,6 +10,7 @@ import shutil
 import ssl
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import jwt
 import pytest
 from supabase import Client, ClientOptions, create_client
 
+from tests.dispatcher.conftest import RunningDispatcher
 from tests.support.clis import REPO, CliRunner
 from tests.support.sandbox import SandboxProcess
 from tests.support.supabase_api import Management, keys_of, project_entry
@@ -100,3 +102,31 @@ def dashboard(sandbox: SandboxProcess, tmp_path_factory: pytest.TempPathFactory)
         ca_file=sandbox.ca_file,
         push_output=output,
     )
+
+
+def mirrored(start: Callable[..., RunningDispatcher], dashboard: Dashboard) -> RunningDispatcher:
+    """A dispatcher (`start_dispatcher`) whose status mirror writes `dashboard`'s rows."""
+    return start(
+        FORGEBOARD_SUPABASE_URL=dashboard.url,
+        FORGEBOARD_SUPABASE_SERVICE_KEY=dashboard.secret_key,
+        FORGEBOARD_CA_FILE=dashboard.ca_file,
+        FORGEBOARD_POLL_S="0.2",
+    )
+
+
+def add_project(
+    dashboard: Dashboard, running: RunningDispatcher, project_id: str, owner: str, name: str
+) -> None:
+    """A dashboard project of `owner`, deployed as `name` from a copy of the example app."""
+    running.build(name)
+    dashboard.client(dashboard.secret_key).table("projects").insert(
+        {"id": project_id, "owner_id": owner, "name": name, "build_dir": name}
+    ).execute()
+
+
+@pytest.fixture
+def out_dir() -> Iterator[Path]:
+    """Inside the repo (gitignored build/), so node finds node_modules from the output."""
+    path = REPO / "build" / f"forgeboard-node-{uuid.uuid4().hex[:8]}"
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

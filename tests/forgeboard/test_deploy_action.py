@@ -5,28 +5,19 @@ exit status is this test's verdict; its output is in the failure message."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from dispatcher.model import TERMINAL
 from tests.dispatcher.conftest import RunningDispatcher, start_dispatcher  # noqa: F401 - fixture
-from tests.forgeboard.conftest import KIT, Dashboard
+from tests.forgeboard.conftest import KIT, Dashboard, add_project, mirrored
 from tests.support.clis import REPO, CliRunner
 
 pytestmark = [pytest.mark.clis, pytest.mark.postgres]
 NODE_TESTS = REPO / "tests" / "forgeboard" / "node"
-
-
-@pytest.fixture
-def out_dir() -> Iterator[Path]:
-    """Inside the repo (gitignored build/), so node finds node_modules from the output."""
-    path = REPO / "build" / f"forgeboard-node-{uuid.uuid4().hex[:8]}"
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_the_kit_type_checks_strictly(cli: CliRunner) -> None:
@@ -41,22 +32,12 @@ def test_deploy_action_against_the_dispatcher_and_the_dashboard(
     unique: str,
     out_dir: Path,
 ) -> None:
-    running = start_dispatcher(
-        FORGEBOARD_SUPABASE_URL=dashboard.url,
-        FORGEBOARD_SUPABASE_SERVICE_KEY=dashboard.secret_key,
-        FORGEBOARD_CA_FILE=dashboard.ca_file,
-        FORGEBOARD_POLL_S="0.2",
-    )
+    running = mirrored(start_dispatcher, dashboard)
     alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
-    service = dashboard.client(dashboard.secret_key)
     projects: dict[str, str] = {}
     for label, owner in (("one", alice), ("two", alice), ("three", alice), ("bob", bob)):
-        project_id = f"proj_{unique}_{label}"
-        name = running.build(f"fb{unique}-{label}")
-        service.table("projects").insert(
-            {"id": project_id, "owner_id": owner, "name": name, "build_dir": name}
-        ).execute()
-        projects[label] = project_id
+        projects[label] = f"proj_{unique}_{label}"
+        add_project(dashboard, running, projects[label], owner, f"fb{unique}-{label}")
 
     compiled = cli.run(["tsc", "-p", str(NODE_TESTS), "--outDir", str(out_dir)], check=False)
     assert compiled.returncode == 0, compiled.stdout + compiled.stderr

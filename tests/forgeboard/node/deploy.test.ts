@@ -8,12 +8,7 @@ import { test } from "node:test";
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 
 import { deploy, signHook, type DispatcherConfig } from "../../../integrations/forgeboard/deploy";
-
-function env(name: string): string {
-  const value = process.env[`FORGEBOARD_TEST_${name}`];
-  if (!value) throw new Error(`FORGEBOARD_TEST_${name} is not set`);
-  return value;
-}
+import { env } from "./env";
 
 const dashboardUrl = env("DASHBOARD_URL");
 const publishableKey = env("PUBLISHABLE_KEY");
