@@ -214,14 +214,27 @@ def insert(
     conflict: list[str] | None,
     resolution: str | None,
     returning: bool,
+    defaults: dict[str, str] | None = None,
 ) -> sql.Composed:
     """INSERT from the JSON body (parameter `%s`, an array of objects), as PostgREST does:
-    `json_populate_recordset(NULL::table, body)`, only the body's columns."""
+    each object through `json_populate_record(NULL::table, object)`, only the body's columns.
+    `defaults` (`Prefer: missing=default`: column -> its default expression, the database's
+    own text from `pg_get_expr`) fills a column an object lacks; without it, NULL."""
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    values = sql.SQL(", ").join(
+        sql.SQL("CASE WHEN _j.j::jsonb ? {k} THEN _.{c} ELSE ({d}) END").format(
+            k=sql.Literal(c),
+            c=sql.Identifier(c),
+            d=sql.SQL(defaults[c]),
+        )
+        if defaults and c in defaults
+        else sql.SQL("_.{}").format(sql.Identifier(c))
+        for c in columns
+    )
     statement = sql.SQL(
-        "INSERT INTO public.{t} ({cols}) SELECT {cols} "
-        "FROM json_populate_recordset(NULL::public.{t}, %s::json) _"
-    ).format(t=table, cols=cols)
+        "INSERT INTO public.{t} ({cols}) SELECT {values} FROM json_array_elements(%s::json) "
+        "_j(j), LATERAL json_populate_record(NULL::public.{t}, _j.j) _"
+    ).format(t=table, cols=cols, values=values)
     if resolution is not None:
         target = sql.SQL(", ").join(sql.Identifier(c) for c in conflict or [])
         updated = [c for c in columns if c not in (conflict or [])]

@@ -175,7 +175,7 @@ def test_upsert_update_and_error_bodies(dashboard: Dashboard) -> None:
     assert "already exists" in (duplicate.value.details or "")
     with pytest.raises(APIError) as missing:
         service.table("no_such_table").select("*").execute()
-    assert missing.value.code == "42P01"
+    assert missing.value.code == "PGRST205"
     with pytest.raises(APIError) as none:
         service.table("deployments").select("*").eq("id", str(uuid.uuid4())).single().execute()
     assert none.value.code == "PGRST116"
