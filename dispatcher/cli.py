@@ -3,7 +3,7 @@
     forge-dispatcher serve [--host 127.0.0.1] [--port 8080]
     forge-dispatcher deploy DIR [--name N] [--sandbox] [--backend process|docker] [--json]
     forge-dispatcher status ID | logs [-f] ID | cancel ID | retry ID | teardown ID
-    forge-dispatcher link [ID]       a short-lived signed link to the page (/ui/)
+    forge-dispatcher link ID | --project ID | --all   a short-lived signed link to the pages
     forge-dispatcher timeline ID --png FILE   the page's timeline picture as a PNG
 
 `serve` reads its settings from the environment (README "The dispatcher"). The client commands
@@ -132,6 +132,8 @@ def logs(deployment_id: str, follow_: bool) -> None:
 
 @main.command()
 @click.argument("deployment_id", required=False)
+@click.option("--project", "project_id", default=None, help="Open the deployments of a project.")
+@click.option("--all", "everything", is_flag=True, help="Open every deployment (an operator's).")
 @click.option(
     "--valid",
     default=300,
@@ -139,20 +141,32 @@ def logs(deployment_id: str, follow_: bool) -> None:
     type=click.IntRange(10, 3600),
     help="Seconds the link may be opened in (once).",
 )
-def link(deployment_id: str | None, valid: int) -> None:
-    """Print a link that opens the page of DEPLOYMENT_ID (or the list) in a browser."""
+def link(deployment_id: str | None, project_id: str | None, everything: bool, valid: int) -> None:
+    """Print a link that signs a browser in to the pages: to DEPLOYMENT_ID's page (that
+    deployment only), to --project ID's deployments, or, with --all, to every deployment."""
     import time
 
     from dispatcher.ui import links
+    from dispatcher.ui.scopes import Scope
 
-    if deployment_id is not None:
-        try:
-            deployment_id = runner_events.deployment_id(deployment_id)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="DEPLOYMENT_ID") from None
+    given = [x for x in (deployment_id, project_id, everything or None) if x is not None]
+    if len(given) != 1:
+        raise click.UsageError(
+            "say what the link opens, one of: a deployment id, --project ID, or --all "
+            "(every deployment: an operator's link)"
+        )
+    try:
+        if deployment_id is not None:
+            scope = Scope.deployment(runner_events.deployment_id(deployment_id))
+        elif project_id is not None:
+            scope = Scope.project(project_id)
+        else:
+            scope = Scope.everything()
+    except ValueError as e:
+        hint = "DEPLOYMENT_ID" if deployment_id is not None else "--project"
+        raise click.BadParameter(str(e), param_hint=hint) from None
     url = os.environ.get("FORGE_DISPATCHER_URL", "http://127.0.0.1:8080")
-    target = links.target_for(deployment_id)
-    click.echo(links.mint(_hook_secret(), url, target, time.time(), valid_s=valid))
+    click.echo(links.mint(_hook_secret(), url, scope, time.time(), valid_s=valid))
 
 
 @main.command()

@@ -12,10 +12,10 @@ from pydantic_core import PydanticCustomError
 
 from dispatcher.core.builds import MAX_BUILD_DIR
 from dispatcher.model import Status
+from dispatcher.web.params import PROJECT_ID_PATTERN
 from runner.errors import BadInput
 from runner.validation import MAX_NAME, app_name
 
-PROJECT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"  # printable ASCII, no spaces
 
 

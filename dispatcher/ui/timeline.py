@@ -4,7 +4,8 @@ The runner reports sub-steps (`github.repo`, `supabase.migrations`, `vercel.buil
 page shows four lanes (GitHub, Supabase, Vercel, health), each a row of sub-step bars on one
 time axis, so the Vercel build running beside Supabase provisioning, and the promote after the
 migrations, are visible. Only the latest attempt's events count. The same `Timeline` feeds the
-page's SVG (`svg`) and the CLI's PNG (`dispatcher.ui.timeline_png`).
+page's SVG (`dispatcher.ui.timeline_svg`) and the CLI's PNG (`dispatcher.ui.timeline_png`). A lane
+with no step when the deployment ended is "not run", never "stopped": it did not start.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from html import escape
 from typing import Any
 
 from dispatcher.model import TERMINAL, Deployment, StoredEvent
@@ -36,7 +36,10 @@ ICONS = {
     "skipped": ("↷", "skipped"),
     "failed": ("✗", "failed"),
     "stopped": ("■", "stopped"),
+    "notrun": ("⊘", "not run"),
 }
+FILL = {"running": "#3b82f6", "done": "#16a34a", "failed": "#dc2626", "skipped": "#9ca3af",
+        "stopped": "#f59e0b"}  # fmt: skip
 
 
 def parse_ts(ts: str) -> float:
@@ -150,7 +153,7 @@ def _collateral(event: StoredEvent) -> bool:
 def _lane(name: str, bars: list[Bar], terminal: bool) -> Lane:
     lane = Lane(name, bars=bars)
     if not bars:
-        lane.state = "stopped" if terminal else "pending"
+        lane.state = "notrun" if terminal else "pending"
         return lane
     lane.start = min(b.start for b in bars)
     states = {b.state for b in bars}
@@ -169,69 +172,3 @@ def _lane(name: str, bars: list[Bar], terminal: bool) -> Lane:
     if lane.state != "running":
         lane.end = max(b.end or b.start for b in bars)
     return lane
-
-
-# -- SVG ----------------------------------------------------------------------------------------
-WIDTH, LABEL_W, ROW_H, TOP, AXIS_H = 760, 90, 34, 8, 26
-FILL = {"running": "#3b82f6", "done": "#16a34a", "failed": "#dc2626", "skipped": "#9ca3af",
-        "stopped": "#f59e0b"}  # fmt: skip
-
-
-def ticks(span: float) -> list[float]:
-    """Round tick positions (seconds) for an axis of `span` seconds: 4 to 10 of them."""
-    for step in (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600):
-        if span / step <= 8:
-            return [i * step for i in range(int(span / step) + 1)]
-    return [0.0, span]
-
-
-def label(seconds: float) -> str:
-    if seconds >= 60:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    return f"{seconds:g}s" if seconds >= 1 or seconds == 0 else f"{seconds:.1f}s"
-
-
-def svg(tl: Timeline) -> str:
-    """The timeline as inline SVG: one row per lane, sub-step bars on a shared seconds axis."""
-    height = TOP + ROW_H * len(tl.lanes) + AXIS_H
-    plot_w = WIDTH - LABEL_W - 10
-    span = max(tl.end - tl.start, 0.1) if tl.start is not None else 1.0
-
-    def x(t: float) -> float:
-        return LABEL_W + (t - (tl.start or 0.0)) / span * plot_w
-
-    out = [
-        f'<svg class="timeline" viewBox="0 0 {WIDTH} {height}" role="img" '
-        f'aria-label="Timeline of the steps" xmlns="http://www.w3.org/2000/svg">'
-    ]
-    axis_y = TOP + ROW_H * len(tl.lanes)
-    for t in ticks(span):
-        tx = LABEL_W + t / span * plot_w
-        out.append(f'<line x1="{tx:.1f}" y1="{TOP}" x2="{tx:.1f}" y2="{axis_y}" class="grid"/>')
-        out.append(f'<text x="{tx:.1f}" y="{axis_y + 16}" class="tick">{label(t)}</text>')
-    for row, lane in enumerate(tl.lanes):
-        y = TOP + row * ROW_H
-        out.append(
-            f'<text x="4" y="{y + ROW_H / 2 + 4:.0f}" class="lane">{lane.icon} '
-            f"{escape(lane.title)}</text>"
-        )
-        for bar in lane.bars:
-            x0 = x(bar.start)
-            x1 = x(bar.end if bar.end is not None else tl.end)
-            w = max(x1 - x0, 2.0)
-            name = bar.step.split(".", 1)[1] if "." in bar.step else bar.step
-            secs = (bar.end if bar.end is not None else tl.end) - bar.start
-            dash = ' stroke-dasharray="4 2"' if bar.state == "running" else ""
-            out.append(
-                f'<g class="bar {bar.state}"><title>{escape(bar.step)}: {bar.state}, '
-                f"{secs:.1f} s</title>"
-                f'<rect x="{x0:.1f}" y="{y + 5}" width="{w:.1f}" height="{ROW_H - 10}" rx="3" '
-                f'fill="{FILL[bar.state]}" stroke="#111827"{dash}/>'
-            )
-            if w > 7 * len(name):
-                out.append(
-                    f'<text x="{x0 + 4:.1f}" y="{y + ROW_H / 2 + 4:.0f}">{escape(name)}</text>'
-                )
-            out.append("</g>")
-    out.append("</svg>")
-    return "".join(out)

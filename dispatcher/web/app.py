@@ -9,6 +9,7 @@
     GET  /healthz                         unauthenticated: liveness and store reachability
     GET  /metrics                         unauthenticated: Prometheus text, no secret in it
     GET  /ui/...                          the pages, under their own session (`dispatcher.ui`)
+    GET  /favicon.ico                     unauthenticated: the pages' icon
 
 FastAPI serves the OpenAPI document at /openapi.json. Every /v1 request is signed
 (`dispatcher.api.auth`) and at most `max_body_bytes` long; both are checked before the body is
@@ -24,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from dispatcher.api import auth, routes
 from dispatcher.api.errors import install_error_handlers
 from dispatcher.core.deployments import Deployments
+from dispatcher.ui.routes import favicon
 from dispatcher.ui.routes import router as ui_router
 from dispatcher.web.metrics import RequestMetrics
 from dispatcher.web.settings import WebSettings
@@ -52,10 +54,12 @@ def create_app(deployments: Deployments, settings: WebSettings) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         clock=settings.clock,
         window_s=settings.window_s,
+        open_paths=auth.OPEN_PATHS | {"/favicon.ico"},
         remember=remember,
         on_refused=lambda reason: settings.metrics.hook_auth_failures.labels(reason).inc(),
     )
     app.add_middleware(RequestMetrics, metrics=settings.metrics, routes=lambda: app.routes)
     routes.add_routes(app, deployments, settings)
     app.include_router(ui_router(deployments, settings))
+    app.add_api_route("/favicon.ico", favicon, methods=["GET"], include_in_schema=False)
     return app

@@ -9,6 +9,7 @@ from fastapi import Path as PathParam
 from runner.events import DEPLOYMENT_ID_RE, DEPLOYMENT_ID_RULE
 
 MAX_ID = 2**63 - 1  # an event id: what an SQLite / PostgreSQL bigint holds
+PROJECT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"  # the caller's id of a project
 
 DeploymentIdPath = Annotated[
     str,

@@ -9,6 +9,7 @@ import type { SupabaseClient } from "@supabase/supabase-js";
 
 import type { DeployResult } from "./deploy";
 import { TERMINAL, type DeploymentRow, type StepRow } from "./deployment";
+import type { LiveLinkResult } from "./live-link";
 
 const STATE_LABEL: Record<StepRow["state"], string> = {
   running: "running",
@@ -86,10 +87,52 @@ export interface DeployPanelProps {
   supabase: SupabaseClient; // the browser client (publishable key + the user's session)
   projectId: string;
   deploy: (input: { projectId: string; requestId: string }) => Promise<DeployResult>;
+  // the "open live page" server action (live-link.ts): a one-use link, minted at click time
+  openLivePage?: (input: { deploymentId: string }) => Promise<LiveLinkResult>;
   initialDeploymentId?: string | null;
 }
 
-export function DeployPanel({ supabase, projectId, deploy, initialDeploymentId }: DeployPanelProps) {
+/** Opens forge-deploy's live page of the deployment in a new tab: the tab is opened by the
+ * click itself (no popup blocker), then sent to the link the server action mints. */
+export function LivePageLink({
+  deploymentId,
+  openLivePage,
+}: {
+  deploymentId: string;
+  openLivePage: NonNullable<DeployPanelProps["openLivePage"]>;
+}) {
+  const [problem, setProblem] = useState<string | null>(null);
+  const onOpen = useCallback(async () => {
+    setProblem(null);
+    const tab = window.open("about:blank", "_blank");
+    if (tab) tab.opener = null;
+    const result = await openLivePage({ deploymentId });
+    if (!result.ok) {
+      tab?.close();
+      setProblem(result.message);
+    } else if (tab) {
+      tab.location.href = result.url;
+    } else {
+      window.location.assign(result.url);
+    }
+  }, [deploymentId, openLivePage]);
+  return (
+    <p>
+      <button type="button" className="forge-live-link" onClick={onOpen}>
+        Open the live page
+      </button>
+      {problem ? <span role="alert"> {problem}</span> : null}
+    </p>
+  );
+}
+
+export function DeployPanel({
+  supabase,
+  projectId,
+  deploy,
+  openLivePage,
+  initialDeploymentId,
+}: DeployPanelProps) {
   const [requestId, setRequestId] = useState(() => crypto.randomUUID());
   const [deploymentId, setDeploymentId] = useState<string | null>(initialDeploymentId ?? null);
   const [pending, setPending] = useState(false);
@@ -127,6 +170,9 @@ export function DeployPanel({ supabase, projectId, deploy, initialDeploymentId }
             {row.step && !TERMINAL.has(row.status) ? ` — ${row.step}` : null}
           </p>
           <StepList steps={row.steps} />
+          {openLivePage && row.dispatcher_id ? (
+            <LivePageLink deploymentId={row.id} openLivePage={openLivePage} />
+          ) : null}
           {row.app_url ? (
             <p>
               <a href={row.app_url} target="_blank" rel="noreferrer">

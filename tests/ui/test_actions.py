@@ -1,6 +1,8 @@
 """Steering deploys from the page in chromium: cancel a running one and see `cancelled`; a
-failed one shows its failing step and the provider's message at the top, and its retry ends
-live; teardown asks first (dismissed: nothing queued), then queues the teardown and opens it."""
+failed one shows its failing step and the provider's message at the top, and its retry (by the
+keyboard) ends live; teardown asks first (dismissed: nothing queued), then queues the teardown
+and opens it, which the deployment's own session may watch; a failing migration's coloured
+output shows in colour, without an escape byte, its failed bar in view at 375 px."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from playwright.sync_api import Dialog, Page, expect
 
 from tests.dispatcher.conftest import RunningDispatcher
 from tests.support.sandbox import SandboxProcess
-from tests.ui.conftest import shot, signed_in
+from tests.ui.conftest import NARROW, shot, signed_in
 
 pytestmark = [pytest.mark.clis, pytest.mark.postgres, pytest.mark.browser]
 
@@ -64,10 +66,10 @@ def test_a_failed_deploy_shows_why_and_its_retry_ends_live_then_teardown_asks_fi
         ]
     )
     dep_id = ui.deploy("ui-fail")["id"]
-    signed_in(ui, page, dep_id)
+    signed_in(ui, page, dep_id)  # this deployment only: its teardown is added below
     wait_ended(page, 180_000)
     expect(page.locator("#status")).to_contain_text("failed")
-    failure = page.get_by_role("alert")
+    failure = page.locator("#failure")
     expect(failure).to_contain_text("vercel.build")
     stored = ui.get(dep_id)
     assert stored["status"] == "failed", stored
@@ -75,12 +77,20 @@ def test_a_failed_deploy_shows_why_and_its_retry_ends_live_then_teardown_asks_fi
         "data-state", "failed"
     )
     expect(page.locator(".steps .step[data-lane='vercel'] .word")).to_have_text("failed")
-    shot(page, "failed-desktop")
+    expect(page.locator(".steps .step[data-lane='health'] .word")).to_have_text("not run")
 
-    page.get_by_role("button", name="Retry").click()
+    # By the keyboard: Tab reaches Retry, shown focused, and Enter retries.
+    for _ in range(40):
+        if page.evaluate("document.activeElement.id") == "btn-retry":
+            break
+        page.keyboard.press("Tab")
+    retry = page.get_by_role("button", name="Retry")
+    expect(retry).to_be_focused()
+    assert retry.evaluate("b => getComputedStyle(b).outlineStyle") != "none"
+    page.keyboard.press("Enter")
     wait_ended(page, 180_000)
     expect(page.locator("#status")).to_contain_text("live")
-    assert page.get_by_role("alert").count() == 0
+    assert page.locator("#failure").count() == 0
     assert ui.get(dep_id)["status"] == "live"
 
     answers = iter([False, True])
@@ -135,3 +145,59 @@ def test_the_list_shows_the_queue_in_order_and_filters(
     assert flight.first.get_attribute("data-id") == third
     for dep_id in (third, second, first):
         ui.dispatcher.deployments.cancel(dep_id)
+
+
+BAD_MIGRATION = (  # a PostgreSQL error whose message is coloured, as a CLI's often is
+    "DO $$ BEGIN RAISE EXCEPTION E'\\x1b[31mRED\\x1b[0m table \\x1b[1mmissing\\x1b[22m'; END $$;\n"
+)
+
+
+def test_a_coloured_failing_migration_shows_colours_and_no_escape_bytes(
+    start_dispatcher: Callable[..., RunningDispatcher], sandbox: SandboxProcess, page: Page
+) -> None:
+    ui = start_dispatcher()
+    name = ui.build("ui-colours")
+    migration = ui.builds_root / name / "supabase" / "migrations" / "20250103000000_bad.sql"
+    migration.write_text(BAD_MIGRATION)
+    dep_id = ui.deploy("ui-colours")["id"]
+    signed_in(ui, page, dep_id)
+    wait_ended(page, 180_000)
+    expect(page.locator("#status")).to_contain_text("failed")
+    failure = page.locator("#failure")
+    expect(failure.locator("h2")).to_contain_text("supabase.migrations")  # the step first,
+    expect(failure.locator(".headline")).to_contain_text("20250103000000_bad.sql failed")
+    errors = failure.locator(".output.errors")  # then the provider's message, in colour
+    expect(errors).to_contain_text("ERROR: RED table missing")
+    expect(errors.locator("span.af1")).to_have_text("RED")
+    expect(errors.locator("span.ab")).to_have_text("missing")
+    red = errors.locator("span.af1").evaluate("s => getComputedStyle(s).color")
+    assert red == "rgb(255, 123, 114)", red
+    transcript = failure.locator("details")  # then the whole output, folded
+    expect(transcript.locator("pre")).to_be_hidden()
+    expect(transcript.locator("summary")).to_contain_text("lines")
+    # The log's line of the failure is coloured too; nowhere is an escape byte shown.
+    logged = page.locator("#log li.t-step_failed .text span.af1")
+    expect(logged.first).to_have_text("RED")
+    expect(errors).to_have_text("ERROR: RED table missing (SQLSTATE P0001)")  # codes read, gone
+    expect(page.locator("#log li.t-step_failed").first).to_contain_text(
+        "ERROR: RED table missing (SQLSTATE P0001)"
+    )
+    assert "\x1b" not in page.evaluate("document.documentElement.innerHTML")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download log").click()
+    text = download.value.path().read_text()
+    assert "ERROR: RED table missing" in text and "\x1b" not in text
+    shot(page, "failed-desktop")
+    transcript.locator("summary").click()
+    expect(transcript.locator("pre")).to_contain_text("Applying migration 20250103000000_bad.sql")
+
+    page.set_viewport_size(NARROW)
+    page.reload()
+    wait_ended(page)
+    bar = page.locator("svg.timeline.w340 g.bar.failed rect").first
+    expect(bar).to_be_visible()
+    box = bar.bounding_box()
+    assert box is not None and box["width"] >= 6, box
+    assert box["x"] >= 0 and box["x"] + box["width"] <= NARROW["width"], box  # no sideways scroll
+    assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
+    shot(page, "failed-narrow")

@@ -11,14 +11,13 @@ from fastapi import FastAPI, Header, Query, Response
 from dispatcher.api.routes.common import CONFLICT, NOT_FOUND, REFUSALS, SIGNED, public
 from dispatcher.api.schemas import (
     IDEMPOTENCY_KEY_PATTERN,
-    PROJECT_ID_PATTERN,
     CreateDeployment,
     DeploymentList,
     DeploymentOut,
 )
 from dispatcher.core.deployments import Deployments
 from dispatcher.model import Deployment
-from dispatcher.web.params import DeploymentIdPath
+from dispatcher.web.params import PROJECT_ID_PATTERN, DeploymentIdPath
 
 # path suffix → summary; the front door's method of the same name does it
 ACTIONS = {
