@@ -21,6 +21,7 @@ from supabase import Client, ClientOptions, create_client
 from tests.support.clis import REPO, CliRunner
 from tests.support.sandbox import SandboxProcess
 from tests.support.supabase_api import Management, keys_of, project_entry
+from tests.ui.conftest import browser  # noqa: F401 - fixture: one chromium for the folder's pages
 
 KIT = REPO / "integrations" / "forgeboard"
 DASHBOARD_SQL = Path(__file__).with_name("dashboard_projects.sql")

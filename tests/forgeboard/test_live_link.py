@@ -21,7 +21,6 @@ from playwright.sync_api import Error as PlaywrightError
 from tests.dispatcher.conftest import RunningDispatcher, start_dispatcher  # noqa: F401 - fixture
 from tests.forgeboard.conftest import Dashboard
 from tests.support.clis import REPO, CliRunner
-from tests.ui.conftest import browser  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.clis, pytest.mark.postgres, pytest.mark.browser]
 NODE_TESTS = REPO / "tests" / "forgeboard" / "node"
@@ -72,7 +71,7 @@ def test_the_panels_link_opens_the_live_page_through_the_server_action(
     cli: CliRunner,
     dashboard: Dashboard,
     start_dispatcher: Callable[..., RunningDispatcher],  # noqa: F811
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     unique: str,
     out_dir: Path,
 ) -> None:

@@ -28,7 +28,7 @@ from tests.forgeboard.conftest import Dashboard
 from tests.forgeboard.test_live_link import out_dir, start_dashboard  # noqa: F401 - fixture
 from tests.support.clis import CliRunner
 from tests.support.sandbox import SandboxProcess
-from tests.ui.conftest import SHOTS, browser  # noqa: F401 - fixture
+from tests.ui.conftest import SHOTS
 
 pytestmark = [pytest.mark.clis, pytest.mark.postgres, pytest.mark.browser]
 ORDER = {"queued": 0, "running": 1, "live": 2, "unhealthy": 2, "failed": 2, "cancelled": 2}
@@ -81,7 +81,7 @@ def test_the_panel_follows_a_deploy_through_realtime(
     sandbox: SandboxProcess,
     dashboard: Dashboard,
     start_dispatcher: Callable[..., RunningDispatcher],  # noqa: F811
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     unique: str,
     out_dir: Path,  # noqa: F811
 ) -> None:

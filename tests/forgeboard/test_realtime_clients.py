@@ -16,6 +16,7 @@ role, psycopg), one transaction holding two updates.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import queue
@@ -24,9 +25,9 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import psycopg
@@ -39,6 +40,14 @@ from tests.support.clis import REPO
 pytestmark = [pytest.mark.clis, pytest.mark.postgres]
 LISTEN_JS = REPO / "tests" / "forgeboard" / "node" / "listen.mjs"
 WAIT_S = 60  # a bound on waiting for an event, never a timed assertion
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` on a thread of its own: a session's Playwright (sync API) keeps an event
+    loop running on the main thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 @dataclass
@@ -241,7 +250,7 @@ def test_filtered_changes_arrive_in_order_and_rls_hides_other_rows(
         await py_bob.client.realtime.close()
         return py_alice, py_bob
 
-    py_alice, py_bob = asyncio.run(scenario())
+    py_alice, py_bob = run(scenario())
     js_alice.until(lambda c: c["new"].get("id") == alice_marker)
     js_bob.until(lambda c: c["new"].get("id") == bob_marker)
 
@@ -289,7 +298,7 @@ def test_an_expired_token_ends_the_channel_and_a_refreshed_one_keeps_it(
         return short
 
     started = time.time()
-    short = asyncio.run(scenario())
+    short = run(scenario())
     ended = next(m for m in short.system if m.get("status") == "error")
     assert ended["state"] == "CHANNEL_ERROR" and ended["extension"] == "system", ended
     assert ended["message"].startswith("Token has expired"), ended
@@ -322,4 +331,4 @@ def test_the_socket_passes_the_gateway(dashboard: Dashboard) -> None:
             await status_of(f"{base}?apikey={dashboard.publishable_key}&vsn=2.0.0", browser),
         ]
 
-    assert asyncio.run(scenario()) == [401, 401, 401, 400, 101]
+    assert run(scenario()) == [401, 401, 401, 400, 101]

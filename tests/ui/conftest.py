@@ -38,8 +38,16 @@ DESKTOP = {"width": 1280, "height": 900}
 NARROW = {"width": 375, "height": 800}
 
 
+_RUNNING: list[Browser] = []  # the session's one chromium (Playwright's sync API allows one)
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
+    """One chromium per session, also where another folder imports this fixture (pytest then
+    makes a second session fixture of it, which reuses the first's browser)."""
+    if _RUNNING:
+        yield _RUNNING[0]
+        return
     assert Path(CHROMIUM).exists(), "chromium is missing: run scripts/bootstrap"
     with sync_playwright() as p:
         launched = p.chromium.launch(
@@ -48,9 +56,11 @@ def browser() -> Iterator[Browser]:
             # Loopback only: anything else the browser might fetch goes to a closed port.
             proxy={"server": "http://127.0.0.1:9", "bypass": "127.0.0.1,localhost"},
         )
+        _RUNNING.append(launched)
         try:
             yield launched
         finally:
+            _RUNNING.clear()
             launched.close()
 
 
