@@ -6,8 +6,9 @@ PostgreSQL's `unknown` type, so the column's type decides, as PostgREST's casts 
 
 Supported: `select=*` or `col,alias:col`; filters `col=[not.]op.value` with eq, neq, gt, gte,
 lt, lte, like, ilike, is (null/true/false/unknown), in.(a,b,"c d"); `order=col[.asc|.desc]
-[.nullsfirst|.nullslast],...`; `limit`, `offset`; `on_conflict`, `columns` for writes.
-Anything else (embedding, `or=`, JSON paths) is a PGRST100 parse error naming it.
+[.nullsfirst|.nullslast],...`; `limit`, `offset`; `on_conflict`, `columns` for writes;
+logic trees `or=`, `and=`, `not.or=`, `not.and=` (`rest_logic`). Anything else (embedding,
+JSON paths) is a PGRST100 parse error naming it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from psycopg import sql
+
+from sandbox.supabase import rest_logic
 
 _OPS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "like": "LIKE"}
 _OPS["ilike"] = "ILIKE"
@@ -153,7 +156,15 @@ def parse(items: Iterable[tuple[str, str]]) -> Query:
         if key in RESERVED:
             values[key] = value
             continue
-        if key in ("or", "and", "not.or", "not.and") or "->" in key:
+        if key in rest_logic.KEYS:
+            try:
+                clause, more = rest_logic.tree(key, value, _condition)
+            except rest_logic.LogicError as e:
+                raise ParseError(f'"failed to parse logic tree ({value})"', str(e)) from e
+            conditions.append(clause)
+            params.extend(more)
+            continue
+        if "->" in key:
             raise ParseError(f'"failed to parse {key}"', "not served by the sandbox")
         clause, more = _condition(key, value)
         conditions.append(clause)

@@ -119,3 +119,30 @@ def test_unknown_tables_and_columns_are_named(dashboard: Dashboard) -> None:
     assert column.value.message == (
         "Could not find the 'no_such_column' column of 'deployments' in the schema cache"
     )
+
+
+def test_or_filters_as_supabase_py_sends_them(dashboard: Dashboard) -> None:
+    service = dashboard.client(dashboard.secret_key)
+    owner, project = str(uuid.uuid4()), f"p-{uuid.uuid4().hex[:8]}"
+    rows = _rows(owner, project, 3)
+    for row, status in zip(rows, ("queued", "running", "live"), strict=True):
+        row["status"] = status
+    service.table("deployments").insert(rows).execute()
+
+    def statuses(expression: str) -> list[str]:
+        found = (
+            service.table("deployments")
+            .select("status")
+            .eq("project_id", project)
+            .or_(expression)
+            .order("status")
+            .execute()
+        )
+        return [r["status"] for r in found.data]
+
+    assert statuses("status.eq.live,status.eq.running") == ["live", "running"]
+    assert statuses("status.eq.queued,and(status.eq.live,version.gte.0)") == ["live", "queued"]
+    assert statuses("status.in.(queued,live),step.not.is.null") == ["live", "queued"]
+    with pytest.raises(APIError) as broken:
+        service.table("deployments").select("id").or_("status.eq.live,(").execute()
+    assert broken.value.code == "PGRST100"
