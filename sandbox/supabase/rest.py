@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from sandbox.context import Context
-from sandbox.supabase import rest_query
+from sandbox.supabase import rest_embed, rest_query
 from sandbox.supabase.api_auth import ApiKey, Caller, JwtRefused, caller
 from sandbox.supabase.platform import ensure_platform
 from sandbox.supabase.state import defaults_2025
@@ -186,7 +186,11 @@ def _execute(
     returning = method == "GET" or prefer.representation or single
     params: list[object] = []
     if method == "GET":
-        statement: sql.Composed = rest_query.read(ident, query)
+        try:
+            embedded = [rest_embed.subquery(conn, table, e) for e in query.embeds]
+        except rest_embed.EmbedError as e:
+            raise RestError(e.status, e.code, e.message, e.details) from e
+        statement: sql.Composed = rest_query.read(ident, query, embedded)
         params = list(query.params)
     else:
         rows = _rows_of(body, method) if method != "DELETE" else []
@@ -223,7 +227,9 @@ def _execute(
     if returning:
         source = statement if method == "GET" else sql.SQL("SELECT * FROM _written")
         wrapped = rest_query.as_json(
-            sql.SQL("SELECT {} FROM ({}) _s").format(rest_query.projection(query), source),
+            sql.SQL("SELECT {} FROM ({}) _s").format(
+                sql.SQL("*") if method == "GET" else rest_query.projection(query), source
+            ),
             strip_nulls,
         )
         if method != "GET":

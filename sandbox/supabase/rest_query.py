@@ -7,8 +7,9 @@ PostgreSQL's `unknown` type, so the column's type decides, as PostgREST's casts 
 Supported: `select=*` or `col,alias:col`; filters `col=[not.]op.value` with eq, neq, gt, gte,
 lt, lte, like, ilike, is (null/true/false/unknown), in.(a,b,"c d"); `order=col[.asc|.desc]
 [.nullsfirst|.nullslast],...`; `limit`, `offset`; `on_conflict`, `columns` for writes;
-logic trees `or=`, `and=`, `not.or=`, `not.and=` (`rest_logic`). Anything else (embedding,
-JSON paths) is a PGRST100 parse error naming it.
+logic trees `or=`, `and=`, `not.or=`, `not.and=` (`rest_logic`); one level of embedding,
+`alias:table(columns)` (`rest_embed`). Anything else (deeper embedding, JSON paths) is a
+PGRST100 parse error naming it.
 """
 
 from __future__ import annotations
@@ -58,23 +59,65 @@ class Query:
     offset: int | None = None
     on_conflict: list[str] | None = None
     columns: list[str] | None = None
+    embeds: list[Embed] = field(default_factory=list)
 
 
-def parse_select(raw: str | None) -> list[tuple[str, str]] | None:
+@dataclass(frozen=True)
+class Embed:
+    """`alias:table(columns)` in `select`: one level of resource embedding (`rest_embed`)."""
+
+    alias: str
+    table: str
+    columns: list[str] | None  # None: *
+
+
+def _select_items(raw: str) -> list[str]:
+    items, current, depth = [], "", 0
+    for ch in raw:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += ch
+    items.append(current)
+    return items
+
+
+def parse_select(raw: str | None) -> tuple[list[tuple[str, str]] | None, list[Embed]]:
+    """(the columns, None for *; the embedded tables)."""
     if raw is None or raw.strip() in ("", "*"):
-        return None
+        return None, []
     picked: list[tuple[str, str]] = []
-    for item in raw.split(","):
+    embeds: list[Embed] = []
+    star = False
+    for item in (i.strip() for i in _select_items(raw)):
         if "(" in item or ")" in item:
-            raise ParseError(
-                '"failed to parse select parameter"',
-                f"resource embedding ({item.strip()!r}) is not served by the sandbox",
+            head, _, inner = item.partition("(")
+            if not inner.endswith(")") or "(" in inner:
+                raise ParseError(
+                    '"failed to parse select parameter"',
+                    f"{item!r}: the sandbox embeds one level, as alias:table(columns)",
+                )
+            alias, _, table = head.partition(":")
+            table = table or alias
+            inner = inner[:-1].strip()
+            columns = (
+                None
+                if inner in ("", "*")
+                else [_name(c, "select parameter") for c in inner.split(",")]
             )
+            name = _name(table, "select parameter")
+            embeds.append(Embed(_name(alias, "select parameter"), name, columns))
+            continue
+        if item == "*":
+            star = True
+            continue
         alias, _, column = item.partition(":")
         if not column:
             alias = column = alias
         picked.append((_name(alias, "select parameter"), _name(column, "select parameter")))
-    return picked
+    return (None if star or not picked else picked), embeds
 
 
 def _in_values(raw: str) -> list[str]:
@@ -171,8 +214,10 @@ def parse(items: Iterable[tuple[str, str]]) -> Query:
         params.extend(more)
     columns = values.get("columns")
     on_conflict = values.get("on_conflict")
+    select, embeds = parse_select(values.get("select"))
     return Query(
-        select=parse_select(values.get("select")),
+        select=select,
+        embeds=embeds,
         where=sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("TRUE"),
         params=params,
         order=_order(values["order"]) if "order" in values else None,
@@ -202,9 +247,13 @@ def as_json(rows: sql.Composable, strip_nulls: bool) -> sql.Composed:
     )
 
 
-def read(table: sql.Identifier, query: Query) -> sql.Composed:
+def read(
+    table: sql.Identifier, query: Query, embedded: list[sql.Composable] | None = None
+) -> sql.Composed:
+    """The rows' SELECT; `embedded`: the embeds' select-list items (`rest_embed.subquery`)."""
+    listed = sql.SQL(", ").join([projection(query), *(embedded or [])])
     parts: list[sql.Composable] = [
-        sql.SQL("SELECT {} FROM public.{} WHERE {}").format(projection(query), table, query.where)
+        sql.SQL("SELECT {} FROM public.{} WHERE {}").format(listed, table, query.where)
     ]
     if query.order is not None:
         parts.append(sql.SQL("ORDER BY {}").format(query.order))

@@ -9,6 +9,7 @@ import ssl
 import uuid
 
 import httpx
+import psycopg
 import pytest
 from postgrest.exceptions import APIError
 from postgrest.types import CountMethod
@@ -146,3 +147,39 @@ def test_or_filters_as_supabase_py_sends_them(dashboard: Dashboard) -> None:
     with pytest.raises(APIError) as broken:
         service.table("deployments").select("id").or_("status.eq.live,(").execute()
     assert broken.value.code == "PGRST100"
+
+
+def test_one_level_of_embedding(dashboard: Dashboard) -> None:
+    tag = uuid.uuid4().hex[:8]
+    parent, child = f"embed_parent_{tag}", f"embed_child_{tag}"
+    with psycopg.connect(dashboard.db_url) as conn:
+        conn.execute(f"CREATE TABLE public.{parent} (id text PRIMARY KEY, name text NOT NULL)")
+        conn.execute(
+            f"CREATE TABLE public.{child} (id serial PRIMARY KEY, "
+            f"parent_id text REFERENCES public.{parent} (id), note text)"
+        )
+        conn.execute(f"CREATE TABLE public.lonely_{tag} (id int PRIMARY KEY)")
+        for table in (parent, child, f"lonely_{tag}"):
+            conn.execute(f"GRANT SELECT ON public.{table} TO service_role")
+        conn.execute(f"INSERT INTO public.{parent} VALUES ('a', 'Alpha'), ('b', 'Beta')")
+        conn.execute(
+            f"INSERT INTO public.{child} (parent_id, note) VALUES ('a', 'one'), ('a', 'two'), "
+            "(NULL, 'orphan')"
+        )
+    service = dashboard.client(dashboard.secret_key)
+    many_to_one = (
+        service.table(child).select(f"note,parent:{parent}(name)").order("id").execute().data
+    )
+    assert many_to_one == [
+        {"note": "one", "parent": {"name": "Alpha"}},
+        {"note": "two", "parent": {"name": "Alpha"}},
+        {"note": "orphan", "parent": None},
+    ]
+    one_to_many = service.table(parent).select(f"*,{child}(note)").order("id").execute().data
+    assert one_to_many == [
+        {"id": "a", "name": "Alpha", child: [{"note": "one"}, {"note": "two"}]},
+        {"id": "b", "name": "Beta", child: []},
+    ]
+    with pytest.raises(APIError) as unrelated:
+        service.table(parent).select(f"*,lonely_{tag}(*)").execute()
+    assert unrelated.value.code == "PGRST200"

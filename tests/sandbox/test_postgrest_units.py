@@ -38,7 +38,8 @@ def test_filters_become_parameters_and_names_identifiers() -> None:
 @pytest.mark.parametrize(
     "items",
     [
-        [("select", "*,projects(*)")],
+        [("select", "*,projects(*,owners(*))")],
+        [("select", "*,projects(id")],
         [("or", "a.eq.1,b.eq.2")],
         [("or", "(a.eq.1,b)")],
         [("or", "(a.eq.1,and(b.eq.2)")],
@@ -70,6 +71,18 @@ def test_logic_trees_nest_and_keep_values_as_parameters() -> None:
         ' AND NOT (("id" IN (%s, %s)) AND ("status" <> %s))'
     )
     assert query.params == ["live", "3", "a, b (c)", "1", "2", "failed"]
+
+
+def test_select_embeds_one_level() -> None:
+    query = rest_query.parse([("select", "*,project:projects(*),steps(name,state)")])
+    assert query.select is None
+    assert query.embeds == [
+        rest_query.Embed("project", "projects", None),
+        rest_query.Embed("steps", "steps", ["name", "state"]),
+    ]
+    picked = rest_query.parse([("select", "id,state:status,projects(id)")])
+    assert picked.select == [("id", "id"), ("state", "status")]
+    assert picked.embeds == [rest_query.Embed("projects", "projects", ["id"])]
 
 
 def test_prefer_headers() -> None:
