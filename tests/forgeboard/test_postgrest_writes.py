@@ -15,6 +15,7 @@ from postgrest.exceptions import APIError
 from postgrest.types import CountMethod
 
 from tests.forgeboard.conftest import Dashboard
+from tests.support.clis import REPO, CliRunner
 
 pytestmark = [pytest.mark.clis, pytest.mark.postgres]
 
@@ -183,3 +184,19 @@ def test_one_level_of_embedding(dashboard: Dashboard) -> None:
     with pytest.raises(APIError) as unrelated:
         service.table(parent).select(f"*,lonely_{tag}(*)").execute()
     assert unrelated.value.code == "PGRST200"
+
+
+def test_supabase_js_sequence(cli: CliRunner, dashboard: Dashboard) -> None:
+    done = cli.run(
+        [
+            "node",
+            "--experimental-websocket",  # supabase-js makes its realtime client on Node 20
+            str(REPO / "tests" / "forgeboard" / "node" / "postgrest.mjs"),
+            dashboard.url,
+            dashboard.secret_key,
+            f"p-{uuid.uuid4().hex[:8]}",
+            str(uuid.uuid4()),
+        ],
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stdout + done.stderr
