@@ -57,7 +57,7 @@ class RestError(Exception):
 
     def response(self) -> Response:
         headers = {}
-        if self.code == "PGRST301":
+        if self.code in ("PGRST301", "PGRST303"):
             headers["WWW-Authenticate"] = (
                 f'Bearer error="invalid_token", error_description="{self.message}"'
             )
@@ -71,6 +71,12 @@ class RestError(Exception):
             status_code=self.status,
             headers=headers,
         )
+
+
+def jwt_refused(e: JwtRefused) -> RestError:
+    """PostgREST's 401 for a bearer token: PGRST303 when its claims fail (expired), else
+    PGRST301 (not a JWT of this project)."""
+    return RestError(401, "PGRST303" if str(e) == "JWT expired" else "PGRST301", str(e))
 
 
 def from_postgres(e: psycopg.Error, role: str) -> RestError:
@@ -310,7 +316,7 @@ async def _answer(ctx: Context, request: Request, project: dict[str, Any], key: 
     try:
         who = caller(request, project, key)
     except JwtRefused as e:
-        raise RestError(401, "PGRST301", str(e)) from e
+        raise jwt_refused(e) from e
     header = "accept-profile" if request.method in ("GET", "HEAD") else "content-profile"
     schema = request.headers.get(header, "public")
     if schema not in SCHEMAS:

@@ -198,7 +198,7 @@ def test_a_forged_or_expired_token_is_refused(dashboard: Dashboard) -> None:
     expired = dashboard.user_token(user, expires_in=-60)
     with pytest.raises(APIError) as old:
         dashboard.client(user_token=expired).table("deployments").select("*").execute()
-    assert old.value.code == "PGRST301" and old.value.message == "JWT expired"
+    assert old.value.code == "PGRST303" and old.value.message == "JWT expired"
 
 
 def _root(client: Client) -> Any:
