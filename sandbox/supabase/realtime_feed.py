@@ -137,6 +137,10 @@ class Feed:
         self._stop.set()
         self._thread.join(10)
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def add(self, listener: Listener) -> None:
         with self._lock:
             self._listeners[listener.key] = listener
@@ -213,6 +217,8 @@ class Feeds:
     def subscribe(self, dbname: str, listener: Listener) -> None:
         with self._lock:
             feed = self._feeds.get(dbname)
+            if feed is not None and not feed.alive:  # its connection ended (a restart, a drop)
+                feed = None
             if feed is None:
                 self._made += 1
                 feed = Feed(self.pg, dbname, f"{self.prefix}_{self._made}")
