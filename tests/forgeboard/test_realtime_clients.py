@@ -11,6 +11,9 @@ role, psycopg), one transaction holding two updates.
   through filters and RLS carrying only the primary key (Supabase's documented behaviour).
 - Each stream is known complete by a marker row only its reader may see, committed last:
   changes arrive in commit order, so nothing can come after it for the writes before.
+- A token's expiry ends a channel; a refreshed token keeps one; heartbeats are answered.
+- A table outside the `supabase_realtime` publication streams nothing until it is added.
+- The socket passes the same `apikey` gateway as REST.
 """
 
 from __future__ import annotations
@@ -55,12 +58,15 @@ class JsListener:
     process: subprocess.Popen[str]
     lines: queue.Queue[dict[str, Any]] = field(default_factory=queue.Queue)
     changes: list[dict[str, Any]] = field(default_factory=list)
+    heartbeats: list[str] = field(default_factory=list)
 
     def next(self, kind: str) -> dict[str, Any]:
         while True:
             line = self.lines.get(timeout=WAIT_S)
             if line["kind"] == "change":
                 self.changes.append(line["change"])
+            if line["kind"] == "heartbeat":
+                self.heartbeats.append(line["status"])
             if line["kind"] == kind:
                 return line
 
@@ -306,6 +312,73 @@ def test_an_expired_token_ends_the_channel_and_a_refreshed_one_keeps_it(
     row = str(uuid.uuid4())
     _write(dashboard, _insert(row, project, alice))
     refreshed.until(lambda c: c["new"].get("id") == row)  # still joined, as alice
+    # realtime-js sent a heartbeat every second meanwhile, each answered (else it reconnects).
+    assert "ok" in refreshed.heartbeats and "timeout" not in refreshed.heartbeats
+
+
+def test_only_tables_in_the_publication_are_streamed(
+    dashboard: Dashboard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = str(uuid.uuid4())
+    project = _project(dashboard, alice)
+    table = f"notes_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dashboard.db_url) as conn:
+        conn.execute(f"CREATE TABLE public.{table} (id serial PRIMARY KEY, body text)")
+        conn.execute(f"GRANT SELECT ON public.{table} TO authenticated")
+
+    def mark() -> str:
+        """A row of Alice's deployments, committed after what came before: once it arrives,
+        anything before it would have arrived too."""
+        row = str(uuid.uuid4())
+        _write(dashboard, _insert(row, project, alice))
+        return row
+
+    async def scenario() -> list[dict[str, Any]]:
+        monkeypatch.setenv("SSL_CERT_FILE", dashboard.ca_file)
+        verify = ssl.create_default_context(cafile=dashboard.ca_file)
+        client = await acreate_client(
+            dashboard.url,
+            dashboard.publishable_key,
+            AsyncClientOptions(httpx_client=httpx.AsyncClient(verify=verify)),
+        )
+        await client.realtime.set_auth(dashboard.user_token(alice))
+        seen: list[dict[str, Any]] = []
+        arrived = asyncio.Event()
+
+        def on_change(payload: Any) -> None:
+            seen.append(payload["data"])
+            arrived.set()
+
+        ready = asyncio.Event()
+        channel = client.channel(f"pub-{table}")
+        channel.on_postgres_changes("INSERT", on_change, table=table, schema="public")
+        channel.on_postgres_changes(
+            "INSERT",
+            on_change,
+            table="deployments",
+            schema="public",
+            filter=f"project_id=eq.{project}",
+        ).on_system(lambda _: ready.set())
+        await channel.subscribe()
+
+        async def until_row(row: str) -> None:
+            async with asyncio.timeout(WAIT_S):
+                while not any(c.get("record", {}).get("id") == row for c in seen):
+                    arrived.clear()
+                    await arrived.wait()
+
+        await ready.wait()
+        _write(dashboard, (f"INSERT INTO public.{table} (body) VALUES ('unpublished')", ()))
+        await until_row(await asyncio.to_thread(mark))
+        _write(dashboard, (f"ALTER PUBLICATION supabase_realtime ADD TABLE public.{table}", ()))
+        _write(dashboard, (f"INSERT INTO public.{table} (body) VALUES ('published')", ()))
+        await until_row(await asyncio.to_thread(mark))
+        await client.realtime.close()
+        return seen
+
+    seen = run(scenario())
+    bodies = [c["record"].get("body") for c in seen if c["table"] == table]
+    assert bodies == ["published"], seen
 
 
 def test_the_socket_passes_the_gateway(dashboard: Dashboard) -> None:
