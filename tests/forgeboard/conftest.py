@@ -56,6 +56,15 @@ class Dashboard:
             headers={"kid": self.signing_key["kid"]},
         )
 
+    def mirror_env(self) -> dict[str, str]:
+        """What a dispatcher needs to mirror into this dashboard (its FORGEBOARD_* settings)."""
+        return {
+            "FORGEBOARD_SUPABASE_URL": self.url,
+            "FORGEBOARD_SUPABASE_SERVICE_KEY": self.secret_key,
+            "FORGEBOARD_CA_FILE": self.ca_file,
+            "FORGEBOARD_POLL_S": "0.2",
+        }
+
     def client(self, key: str | None = None, user_token: str | None = None) -> Client:
         """supabase-py as a dashboard uses it: `key` (the publishable key by default) and, for
         a signed-in user, their access token as the bearer."""

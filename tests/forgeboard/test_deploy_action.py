@@ -41,12 +41,7 @@ def test_deploy_action_against_the_dispatcher_and_the_dashboard(
     unique: str,
     out_dir: Path,
 ) -> None:
-    running = start_dispatcher(
-        FORGEBOARD_SUPABASE_URL=dashboard.url,
-        FORGEBOARD_SUPABASE_SERVICE_KEY=dashboard.secret_key,
-        FORGEBOARD_CA_FILE=dashboard.ca_file,
-        FORGEBOARD_POLL_S="0.2",
-    )
+    running = start_dispatcher(**dashboard.mirror_env())
     alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
     service = dashboard.client(dashboard.secret_key)
     projects: dict[str, str] = {}

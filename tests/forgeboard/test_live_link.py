@@ -75,12 +75,7 @@ def test_the_panels_link_opens_the_live_page_through_the_server_action(
     unique: str,
     out_dir: Path,
 ) -> None:
-    running = start_dispatcher(
-        FORGEBOARD_SUPABASE_URL=dashboard.url,
-        FORGEBOARD_SUPABASE_SERVICE_KEY=dashboard.secret_key,
-        FORGEBOARD_CA_FILE=dashboard.ca_file,
-        FORGEBOARD_POLL_S="0.2",
-    )
+    running = start_dispatcher(**dashboard.mirror_env())
     alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
     service = dashboard.client(dashboard.secret_key)
     project_id = f"proj_{unique}_panel"

@@ -85,12 +85,7 @@ def test_the_panel_follows_a_deploy_through_realtime(
     unique: str,
     out_dir: Path,  # noqa: F811
 ) -> None:
-    running = start_dispatcher(
-        FORGEBOARD_SUPABASE_URL=dashboard.url,
-        FORGEBOARD_SUPABASE_SERVICE_KEY=dashboard.secret_key,
-        FORGEBOARD_CA_FILE=dashboard.ca_file,
-        FORGEBOARD_POLL_S="0.2",
-    )
+    running = start_dispatcher(**dashboard.mirror_env())
     alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
     project_id = f"proj_{unique}_live"
     name = running.build(f"fb{unique}-live")
