@@ -9,7 +9,10 @@ N deployments the dashboard queued (each with a realistic event history), and pr
 3. an idle round (nothing changed: no write, one store listing) and a round after one
    deployment changed (one new event, one write);
 4. the catch-up after an outage: N deployments change while the dashboard answers 503, then
-   the first round after it is back.
+   the first round after it is back;
+5. what a dashboard's panel waits for: a row write (as the mirror makes it) until supabase-py's
+   realtime client receives it over the sandbox's Realtime (the sandbox's own cluster, wal2json
+   read every 50 ms), p50/p95 over 50 writes.
 
 The machine is shared: the load average is printed with the numbers.
 
@@ -19,12 +22,14 @@ The machine is shared: the load average is printed with the numbers.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -69,6 +74,46 @@ def dashboard(sandbox: SandboxProcess) -> tuple[str, str, str]:
         api.query(ref, path.read_text())
     url = sandbox.info["supabase"]["project_url"].replace("{ref}", ref)
     return url, entry["keys"]["secret"], ref  # the legacy service_role JWT is disabled today
+
+
+def realtime_delays(url: str, key: str, ca_file: str, writer: Writer, row_id: str) -> list[float]:
+    """Seconds from each of 50 writes of `row_id` returning to its UPDATE reaching a realtime
+    client (supabase-py's, on its own thread and loop, subscribed before the first write)."""
+    from supabase import AsyncClientOptions, acreate_client
+
+    os.environ["SSL_CERT_FILE"] = ca_file  # the websocket's TLS
+    arrived: dict[int, float] = {}
+    ready, stop = threading.Event(), threading.Event()
+
+    async def listen() -> None:
+        client = await acreate_client(url, key, AsyncClientOptions())
+        channel = client.channel("bench")
+        channel.on_postgres_changes(
+            "UPDATE",
+            lambda p: arrived.setdefault(p["data"]["record"]["version"], time.perf_counter()),
+            table="deployments",
+            schema="public",
+            filter=f"id=eq.{row_id}",
+        ).on_system(lambda _: ready.set())
+        await channel.subscribe()
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        await client.realtime.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(listen(),), daemon=True)
+    thread.start()
+    assert ready.wait(60), "realtime never subscribed"
+    written: dict[int, float] = {}
+    for v in range(10**15, 10**15 + 50):  # above any version the mirror wrote
+        writer.write(row_id, {"version": v})
+        written[v] = time.perf_counter()
+        for _ in range(2000):  # one write in flight at a time: wait for its delivery
+            if v in arrived:
+                break
+            time.sleep(0.001)
+    stop.set()
+    thread.join(30)
+    return [arrived[v] - written[v] for v in written if v in arrived]
 
 
 def main() -> None:
@@ -140,6 +185,8 @@ def main() -> None:
         catch_up = time.perf_counter() - start
         live = writer.client.table("deployments").select("id").eq("status", "live").execute()
         assert len(live.data) == n, len(live.data)
+        delays = realtime_delays(url, service_key, sandbox.ca_file, writer, probe)
+        assert len(delays) == 50, f"{50 - len(delays)} writes never reached the realtime client"
         writer.close()
         store.close()
     finally:
@@ -157,6 +204,8 @@ def main() -> None:
                 "one_change_round": ms(one),
                 "catch_up_round_after_outage": ms(catch_up),
                 "catch_up_rows_per_s": round(n / catch_up),
+                "write_to_realtime_p50": ms(statistics.median(delays)),
+                "write_to_realtime_p95": ms(p95(delays)),
             },
             indent=1,
         )

@@ -199,6 +199,8 @@ class ManagedCluster:
                 "fsync=off",
                 "-c",
                 "max_connections=200",
+                "-c",
+                "wal_level=logical",  # Supabase Realtime's change feed (supabase/realtime_feed)
             ],
             stdout=log,
             stderr=log,

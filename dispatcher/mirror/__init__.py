@@ -10,6 +10,7 @@ Configured from the environment; both or neither of the first two:
     FORGEBOARD_TABLE                 the table (deployments)
     FORGEBOARD_CA_FILE               a CA bundle for the dashboard's TLS (the sandbox's)
     FORGEBOARD_POLL_S                how often the worker looks without being woken (1)
+    FORGEBOARD_RESYNC_S              the longest wait before a refused row is tried again (60)
 """
 
 from __future__ import annotations
@@ -31,7 +32,20 @@ class MirrorConfigError(ValueError):
     """A FORGEBOARD_* setting is missing or malformed; the message names it."""
 
 
-def settings_from_env(environ: Mapping[str, str]) -> tuple[WriterSettings, float] | None:
+def _seconds(environ: Mapping[str, str], name: str, default: str) -> float:
+    try:
+        value = float(environ.get(name, default))
+    except ValueError as e:
+        raise MirrorConfigError(f"{name} must be a number of seconds") from e
+    if not 0.01 <= value <= 3600:
+        raise MirrorConfigError(f"{name} must be between 0.01 and 3600")
+    return value
+
+
+def settings_from_env(
+    environ: Mapping[str, str],
+) -> tuple[WriterSettings, float, float] | None:
+    """(writer settings, poll_s, resync_s), or None without FORGEBOARD_*."""
     url = environ.get("FORGEBOARD_SUPABASE_URL", "").strip()
     key = environ.get("FORGEBOARD_SUPABASE_SERVICE_KEY", "").strip()
     if not url and not key:
@@ -44,14 +58,10 @@ def settings_from_env(environ: Mapping[str, str]) -> tuple[WriterSettings, float
     table = environ.get("FORGEBOARD_TABLE", "deployments")
     if not _TABLE.match(table):
         raise MirrorConfigError("FORGEBOARD_TABLE must be a lower-case SQL name")
-    try:
-        poll_s = float(environ.get("FORGEBOARD_POLL_S", "1"))
-    except ValueError as e:
-        raise MirrorConfigError("FORGEBOARD_POLL_S must be a number of seconds") from e
-    if not 0.01 <= poll_s <= 3600:
-        raise MirrorConfigError("FORGEBOARD_POLL_S must be between 0.01 and 3600")
+    poll_s = _seconds(environ, "FORGEBOARD_POLL_S", "1")
+    resync_s = _seconds(environ, "FORGEBOARD_RESYNC_S", "60")
     ca_file = environ.get("FORGEBOARD_CA_FILE") or None
-    return WriterSettings(url.rstrip("/"), key, table, ca_file), poll_s
+    return WriterSettings(url.rstrip("/"), key, table, ca_file), poll_s, resync_s
 
 
 def from_env(environ: Mapping[str, str], deployments: Deployments, masker: Masker) -> Mirror | None:
@@ -59,6 +69,6 @@ def from_env(environ: Mapping[str, str], deployments: Deployments, masker: Maske
     found = settings_from_env(environ)
     if found is None:
         return None
-    settings, poll_s = found
+    settings, poll_s, resync_s = found
     masker.register(settings.service_key)
-    return Mirror(deployments, Writer(settings), masker, poll_s=poll_s)
+    return Mirror(deployments, Writer(settings), masker, poll_s=poll_s, resync_s=resync_s)

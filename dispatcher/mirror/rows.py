@@ -7,6 +7,10 @@ dispatcher's store (pure: a deployment and its events in, the row's fields out).
   `step_*` events: `{step, state, started_at, finished_at, error}`, state `running`, `done`,
   `skipped` or `failed`, in the order the steps started.
 - `log_tail` is the last `LOG_LINES` log messages, each cut to `LOG_LINE_CHARS`, masked.
+- Every text in the row is `clean`: PostgreSQL's `text` and `jsonb` refuse NUL (`22P05`, `\u0000
+  cannot be converted to text`) and a UTF-8 database cannot hold a lone surrogate (what a
+  byte-level decode may leave in Python text); each becomes U+FFFD, so what the app's page or a
+  log line carries can never make the row unwritable.
 - `version` orders the rows: the deployment's `updated_at` in milliseconds plus its last event
   id. Both only grow, and every change of the deployment moves one of them, so a later
   reading of the store has a larger version and the same reading the same one.
@@ -92,10 +96,25 @@ class Folded:
             entry["error"] = masker.mask(str(event.payload.get("error", "")))[:ERROR_CHARS]
 
 
+_REFUSED = re.compile("[\x00\ud800-\udfff]")
+
+
+def clean(value: Any) -> Any:
+    """`value` (JSON: dicts, lists, text, numbers) with every character PostgreSQL's text and
+    jsonb refuse replaced by U+FFFD, keys included."""
+    if isinstance(value, str):
+        return _REFUSED.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {clean(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    return value
+
+
 def row(deployment: Deployment, folded: Folded, masker: Masker) -> dict[str, Any]:
-    """The row's fields the mirror writes (never a secret: URLs, states, masked text)."""
+    """The row's fields the mirror writes (never a secret: URLs, states, masked text), clean."""
     error = masker.mask(deployment.error)[:ERROR_CHARS] if deployment.error else None
-    return {
+    fields: dict[str, Any] = {
         "dispatcher_id": deployment.id,
         "status": deployment.status.value,
         "step": deployment.step,
@@ -109,6 +128,8 @@ def row(deployment: Deployment, folded: Folded, masker: Masker) -> dict[str, Any
         "version": version(deployment, folded),
         "updated_at": deployment.updated_at,
     }
+    cleaned: dict[str, Any] = clean(fields)
+    return cleaned
 
 
 def version(deployment: Deployment, folded: Folded) -> int:

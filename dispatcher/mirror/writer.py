@@ -5,11 +5,14 @@ The update only applies where `version` is lower than the one sent (`.lt("versio
 a retry of the same change and an older change are both harmless no-ops. 5xx, 429, timeouts
 and connection errors are retried with tenacity (the sleep injected); what is still failing
 after that is `DashboardDown`, which the worker answers by trying again later. One httpx
-response hook classifies every answer, before postgrest-py reads it.
+response hook classifies every answer, before postgrest-py reads it: any other 4xx is
+`DashboardRefused`, carrying the status and PostgREST's `code` and `message` (or the gateway's
+`message`), which the worker logs and retries on its own schedule.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import ssl
 import time
@@ -20,7 +23,6 @@ from typing import Any
 
 import httpx
 import tenacity
-from postgrest.exceptions import APIError
 from supabase import Client, ClientOptions, create_client
 
 log = logging.getLogger("forge.dispatcher.mirror")
@@ -31,7 +33,26 @@ class DashboardDown(Exception):
 
 
 class DashboardRefused(Exception):
-    """The dashboard refused the write for good (4xx): a wrong key, table or column."""
+    """The dashboard answered a 4xx (not 429): the status and PostgREST's error (or the
+    gateway's message). It may pass (a 404 while the API is being redeployed) or not (a
+    missing column): the worker retries it with backoff and on its periodic re-sync."""
+
+    def __init__(self, status: int, code: str | None, message: str) -> None:
+        super().__init__(f"HTTP {status}, code {code or '-'}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> DashboardRefused:
+        text = response.read().decode("utf-8", "replace")
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            code = body.get("code")
+            message = body.get("message") or body.get("msg") or body.get("error") or text
+            return cls(response.status_code, None if code is None else str(code), str(message))
+        return cls(response.status_code, None, text.strip()[:300] or "(empty body)")
 
 
 class Written(Enum):
@@ -41,8 +62,11 @@ class Written(Enum):
 
 
 def _classify(response: httpx.Response) -> None:
-    if response.status_code >= 500 or response.status_code == 429:
-        raise DashboardDown(f"the dashboard answered {response.status_code}")
+    status = response.status_code
+    if status >= 500 or status == 429:
+        raise DashboardDown(f"the dashboard answered {status}")
+    if status >= 400:
+        raise DashboardRefused.of(response)
 
 
 @dataclass(frozen=True)
@@ -81,7 +105,8 @@ class Writer:
         )
 
     def write(self, row_id: str, fields: dict[str, Any]) -> Written:
-        """Apply `fields` (with their `version`) to the row, unless it holds a newer one."""
+        """Apply `fields` (with their `version`) to the row, unless it holds a newer one;
+        `DashboardRefused` for a 4xx, `DashboardDown` once the retries are spent."""
         try:
             return self._retrying(self._write, row_id, fields)
         except httpx.TransportError as e:
@@ -89,19 +114,16 @@ class Writer:
 
     def _write(self, row_id: str, fields: dict[str, Any]) -> Written:
         table = self.settings.table
-        try:
-            applied = (
-                self.client.table(table)
-                .update(fields)
-                .eq("id", row_id)
-                .lt("version", fields["version"])
-                .execute()
-            )
-            if applied.data:
-                return Written.APPLIED
-            found = self.client.table(table).select("id").eq("id", row_id).execute()
-        except APIError as e:
-            raise DashboardRefused(f"{e.code}: {e.message}") from e
+        applied = (
+            self.client.table(table)
+            .update(fields)
+            .eq("id", row_id)
+            .lt("version", fields["version"])
+            .execute()
+        )
+        if applied.data:
+            return Written.APPLIED
+        found = self.client.table(table).select("id").eq("id", row_id).execute()
         return Written.STALE if found.data else Written.MISSING
 
     def close(self) -> None:

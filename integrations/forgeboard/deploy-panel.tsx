@@ -27,17 +27,30 @@ const STATUS_LABEL: Record<DeploymentRow["status"], string> = {
   cancelled: "Cancelled",
 };
 
-/** The row, kept current: read once, then every realtime UPDATE with a higher version. */
+/** The row, kept current: every realtime UPDATE with a higher version, and a fresh read each
+ * time the channel (re)joins — on the first join and after a dropped connection comes back,
+ * so what changed while it was down is shown. `live` is false while the channel is not
+ * joined (realtime-js keeps trying). */
 export function useDeployment(
   supabase: SupabaseClient,
   deploymentId: string | null,
-): DeploymentRow | null {
+): { row: DeploymentRow | null; live: boolean } {
   const [row, setRow] = useState<DeploymentRow | null>(null);
+  const [live, setLive] = useState(true);
   useEffect(() => {
     if (!deploymentId) return;
     let alive = true;
     const newer = (next: DeploymentRow) =>
       setRow((current) => (current && current.version >= next.version ? current : next));
+    const read = () =>
+      void supabase
+        .from("deployments")
+        .select("*")
+        .eq("id", deploymentId)
+        .single<DeploymentRow>()
+        .then(({ data }) => {
+          if (alive && data) newer(data);
+        });
     const channel = supabase
       .channel(`deployment:${deploymentId}`)
       .on(
@@ -45,21 +58,18 @@ export function useDeployment(
         { event: "UPDATE", schema: "public", table: "deployments", filter: `id=eq.${deploymentId}` },
         (payload) => newer(payload.new as DeploymentRow),
       )
-      .subscribe();
-    void supabase
-      .from("deployments")
-      .select("*")
-      .eq("id", deploymentId)
-      .single<DeploymentRow>()
-      .then(({ data }) => {
-        if (alive && data) newer(data);
+      .subscribe((state) => {
+        if (!alive) return;
+        setLive(state === "SUBSCRIBED");
+        if (state === "SUBSCRIBED") read();
       });
+    read(); // shown at once, before the socket is up
     return () => {
       alive = false;
       void supabase.removeChannel(channel);
     };
   }, [supabase, deploymentId]);
-  return row;
+  return { row, live };
 }
 
 function duration(step: StepRow): string {
@@ -137,7 +147,7 @@ export function DeployPanel({
   const [deploymentId, setDeploymentId] = useState<string | null>(initialDeploymentId ?? null);
   const [pending, setPending] = useState(false);
   const [problem, setProblem] = useState<string | null>(null);
-  const row = useDeployment(supabase, deploymentId);
+  const { row, live } = useDeployment(supabase, deploymentId);
   const busy = pending || (row !== null && !TERMINAL.has(row.status));
 
   const onDeploy = useCallback(async () => {
@@ -169,6 +179,11 @@ export function DeployPanel({
             {STATUS_LABEL[row.status]}
             {row.step && !TERMINAL.has(row.status) ? ` — ${row.step}` : null}
           </p>
+          {live || TERMINAL.has(row.status) ? null : (
+            <p className="forge-connection" role="status">
+              Live updates paused: reconnecting…
+            </p>
+          )}
           <StepList steps={row.steps} />
           {openLivePage && row.dispatcher_id ? (
             <LivePageLink deploymentId={row.id} openLivePage={openLivePage} />

@@ -15,6 +15,7 @@ Choices where the real API is not pinned down by the spec or the recordings:
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import psycopg
@@ -39,9 +40,13 @@ from sandbox.supabase.guard import GuardMiddleware
 from sandbox.supabase.profile import write_profile
 from sandbox.supabase.projects import ProjectRoutes, project_db
 from sandbox.supabase.ratelimit import RateLimiter
+from sandbox.supabase.realtime import Realtime
+from sandbox.supabase.realtime_feed import check_wal_level
 from sandbox.supabase.sql import SqlRoutes
 from sandbox.supabase.state import SupabaseState, defaults_2025, status
 from sandbox.supabase.tenant import tenant_routes
+
+log = logging.getLogger("forge-sandbox")
 
 
 def _keys(material: dict[str, Any]) -> dict[str, Any]:
@@ -100,6 +105,10 @@ def build(ctx: Context) -> Service:
     write_profile(ctx, service_dir / "profile.yaml")
     state = SupabaseState(service_dir / "state.json", ctx.clock, ctx.supabase_defaults)
     limiter = RateLimiter(now=ctx.clock.now)
+    realtime = Realtime(ctx, state)
+    problem = check_wal_level(ctx.postgres)
+    if problem:  # a cluster given with --postgres-url; REST and the rest still work
+        log.warning("%s: postgres_changes joins will be refused", problem)
     app = Starlette(
         routes=[
             *ProjectRoutes(ctx, state).routes(),
@@ -123,5 +132,9 @@ def build(ctx: Context) -> Service:
         app=app,
         error_body=error_body,
         resources=lambda: _inventory(ctx, state),
-        apps_routes=[*admin_routes(ctx, limiter, state), *tenant_routes(ctx, state)],
+        apps_routes=[
+            *admin_routes(ctx, limiter, state, realtime),
+            *realtime.routes(),
+            *tenant_routes(ctx, state),
+        ],
     )

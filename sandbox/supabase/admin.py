@@ -9,6 +9,9 @@
   public tables granted to the API roles, the schema root open) or today's (`state`);
 - `POST /_admin/supabase/projects/{ref}/pause`: the project goes INACTIVE, as a free project
   does after a week idle;
+- `POST /_admin/supabase/projects/{ref}/realtime/drop {"seconds": s}`: every Realtime socket
+  of the project is closed and new ones are refused (503) for `s` seconds, as in an outage;
+  answers `{"closed": n}`;
 - `POST /_admin/supabase/tokens {"permissions": [...]}`: a scoped access token holding only
   those fine-grained permissions (`guard`); answers `{"token", "permissions"}` once.
 """
@@ -31,6 +34,7 @@ from sandbox.supabase.errors import ApiError
 from sandbox.supabase.platform import ensure_platform
 from sandbox.supabase.projects import pause_project
 from sandbox.supabase.ratelimit import WINDOW_S, RateLimiter
+from sandbox.supabase.realtime import Realtime
 from sandbox.supabase.state import DEFAULTS, SupabaseState, defaults_2025
 
 
@@ -45,7 +49,9 @@ async def _body(request: Request) -> Any:
         return None
 
 
-def admin_routes(ctx: Context, limiter: RateLimiter, state: SupabaseState) -> list[Route]:
+def admin_routes(
+    ctx: Context, limiter: RateLimiter, state: SupabaseState, realtime: Realtime
+) -> list[Route]:
     async def rate_limit(request: Request) -> Response:
         if request.method == "PUT":
             body = await _body(request)
@@ -94,6 +100,16 @@ def admin_routes(ctx: Context, limiter: RateLimiter, state: SupabaseState) -> li
             return _bad(e.message, 409)
         return JSONResponse({"status": "INACTIVE"})
 
+    async def realtime_drop(request: Request) -> Response:
+        ref = request.path_params["ref"]
+        if state.get(ref) is None:
+            return _bad(f"no project {ref}", 404)
+        body = await _body(request)
+        seconds = body.get("seconds") if isinstance(body, dict) else None
+        if not isinstance(seconds, int | float) or not 0 <= seconds <= 3600:
+            return _bad('body must be {"seconds": 0..3600}')
+        return JSONResponse({"closed": await realtime.drop(ref, float(seconds))})
+
     async def tokens(request: Request) -> Response:
         body = await _body(request)
         wanted = body.get("permissions") if isinstance(body, dict) else None
@@ -112,4 +128,7 @@ def admin_routes(ctx: Context, limiter: RateLimiter, state: SupabaseState) -> li
         Route(f"{base}/projects/{{ref}}/defaults", guarded(ctx, defaults), methods=["GET", "PUT"]),
         Route(f"{base}/projects/{{ref}}/pause", guarded(ctx, pause), methods=["POST"]),
         Route(f"{base}/tokens", guarded(ctx, tokens), methods=["POST"]),
+        Route(
+            f"{base}/projects/{{ref}}/realtime/drop", guarded(ctx, realtime_drop), methods=["POST"]
+        ),
     ]

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
 from sandbox.supabase.keys import LEGACY, find_opaque
@@ -73,11 +73,11 @@ def bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def _browser(request: Request) -> bool:
+def _browser(request: HTTPConnection) -> bool:
     return request.headers.get("user-agent", "").startswith("Mozilla/")
 
 
-def api_key(request: Request, project: dict[str, Any]) -> ApiKey:
+def api_key(request: HTTPConnection, project: dict[str, Any]) -> ApiKey:
     """The gateway's check of the `apikey`; `GatewayRefused` for anything it does not let in."""
     given = request.headers.get("apikey") or request.query_params.get("apikey")
     if not given:

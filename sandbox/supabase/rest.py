@@ -6,9 +6,16 @@ policies decide (`service_role` has BYPASSRLS). Reads and writes go through Post
 JSON (`json_agg`, `json_populate_recordset`), errors are PostgREST's bodies `{code, details,
 hint, message}` with its status codes. The grammar served is `rest_query`'s.
 
-Choices: only the `public` schema is exposed; `Prefer: missing=default` is accepted and acts
-as the default (a column absent from one object of a bulk insert is NULL); a single-object
-answer (`Accept: application/vnd.pgrst.object+json`) with other than one row rolls back.
+As PostgREST 12/13 answers (its `Response.hs`, `RangeQuery.hs`):
+- `Content-Range` on every answer: a read `<first>-<last>/<total>`, an insert or delete
+  `*/<total>`, an update `0-<n-1>/<total>`, the total `*` unless `Prefer: count=exact`; a read
+  with a count that returns part of the rows is `206`, one whose offset is past the end `416`.
+- `Prefer: missing=default`: a column named (by `columns=` or another object of a bulk insert)
+  but absent from an object takes the column's default, not NULL (`Preference-Applied` says so).
+- An unknown table is `404 PGRST205`, a body column the table lacks `400 PGRST204`.
+
+Choices: only the `public` schema is exposed; a single-object answer (`Accept:
+application/vnd.pgrst.object+json`) with other than one row rolls back.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from sandbox.context import Context
-from sandbox.supabase import rest_query
+from sandbox.supabase import rest_embed, rest_query
 from sandbox.supabase.api_auth import ApiKey, Caller, JwtRefused, caller
 from sandbox.supabase.platform import ensure_platform
 from sandbox.supabase.state import defaults_2025
@@ -50,7 +57,7 @@ class RestError(Exception):
 
     def response(self) -> Response:
         headers = {}
-        if self.code == "PGRST301":
+        if self.code in ("PGRST301", "PGRST303"):
             headers["WWW-Authenticate"] = (
                 f'Bearer error="invalid_token", error_description="{self.message}"'
             )
@@ -64,6 +71,12 @@ class RestError(Exception):
             status_code=self.status,
             headers=headers,
         )
+
+
+def jwt_refused(e: JwtRefused) -> RestError:
+    """PostgREST's 401 for a bearer token: PGRST303 when its claims fail (expired), else
+    PGRST301 (not a JWT of this project)."""
+    return RestError(401, "PGRST303" if str(e) == "JWT expired" else "PGRST301", str(e))
 
 
 def from_postgres(e: psycopg.Error, role: str) -> RestError:
@@ -87,6 +100,7 @@ class Prefer:
     representation: bool
     resolution: str | None  # merge | ignore
     count: bool
+    missing_default: bool = False
 
     @classmethod
     def parse(cls, headers: list[str]) -> Prefer:
@@ -96,7 +110,12 @@ class Prefer:
             resolution = "merge"
         elif "resolution=ignore-duplicates" in items:
             resolution = "ignore"
-        return cls("return=representation" in items, resolution, "count=exact" in items)
+        return cls(
+            "return=representation" in items,
+            resolution,
+            "count=exact" in items,
+            "missing=default" in items,
+        )
 
 
 @dataclass(frozen=True)
@@ -115,6 +134,21 @@ def set_claims(conn: psycopg.Connection[Any], who: Caller, method: str, path: st
         "true), set_config('request.path', %s, true), set_config('search_path', 'public', true)",
         (json.dumps(who.claims), method, path),
     )
+
+
+def _columns(conn: psycopg.Connection[Any], table: str) -> dict[str, str | None]:
+    """The table's columns and their default expressions (identity columns' `nextval`); empty
+    when there is no such table."""
+    rows = conn.execute(
+        "SELECT a.attname, CASE WHEN a.attidentity = 'd' THEN format('nextval(%%L)', "
+        "pg_get_serial_sequence(a.attrelid::regclass::text, a.attname)) "
+        "ELSE pg_get_expr(d.adbin, d.adrelid) END "
+        "FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid "
+        "AND d.adnum = a.attnum WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 "
+        "AND NOT a.attisdropped ORDER BY a.attnum",
+        (f'public."{table}"',),
+    ).fetchall()
+    return {str(name): None if default is None else str(default) for name, default in rows}
 
 
 def _primary_key(conn: psycopg.Connection[Any], table: str) -> list[str]:
@@ -149,23 +183,43 @@ def _execute(
     strip_nulls: bool,
 ) -> Answer:
     ident = sql.Identifier(table)
-    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f'public."{table}"',)).fetchone()
-    if not exists or not exists[0]:
-        raise RestError(404, "42P01", f'relation "public.{table}" does not exist')
+    known = _columns(conn, table)
+    if not known:
+        raise RestError(
+            404, "PGRST205", f"Could not find the table 'public.{table}' in the schema cache"
+        )
     method = "GET" if request_method == "HEAD" else request_method
     returning = method == "GET" or prefer.representation or single
     params: list[object] = []
     if method == "GET":
-        statement: sql.Composed = rest_query.read(ident, query)
+        try:
+            embedded = [rest_embed.subquery(conn, table, e) for e in query.embeds]
+        except rest_embed.EmbedError as e:
+            raise RestError(e.status, e.code, e.message, e.details) from e
+        statement: sql.Composed = rest_query.read(ident, query, embedded)
         params = list(query.params)
     else:
         rows = _rows_of(body, method) if method != "DELETE" else []
         columns = query.columns or list(dict.fromkeys(k for row in rows for k in row))
+        unknown = [c for c in columns if c not in known]
+        if unknown:
+            raise RestError(
+                400,
+                "PGRST204",
+                f"Could not find the '{unknown[0]}' column of '{table}' in the schema cache",
+            )
         if method == "POST":
             conflict = query.on_conflict or (
                 _primary_key(conn, table) if prefer.resolution else None
             )
-            statement = rest_query.insert(ident, columns, conflict, prefer.resolution, returning)
+            defaults = (
+                {c: d for c, d in known.items() if d is not None and c in columns}
+                if prefer.missing_default
+                else {}
+            )
+            statement = rest_query.insert(
+                ident, columns, conflict, prefer.resolution, returning, defaults
+            )
             params = [json.dumps(rows)]
         elif method == "PATCH":
             statement = rest_query.update(ident, columns, query, returning)
@@ -179,7 +233,9 @@ def _execute(
     if returning:
         source = statement if method == "GET" else sql.SQL("SELECT * FROM _written")
         wrapped = rest_query.as_json(
-            sql.SQL("SELECT {} FROM ({}) _s").format(rest_query.projection(query), source),
+            sql.SQL("SELECT {} FROM ({}) _s").format(
+                sql.SQL("*") if method == "GET" else rest_query.projection(query), source
+            ),
             strip_nulls,
         )
         if method != "GET":
@@ -194,6 +250,8 @@ def _execute(
     if prefer.count and method == "GET":
         counted = conn.execute(rest_query.count(ident, query), query.params).fetchone()
         total = int(counted[0]) if counted else 0
+    elif prefer.count:
+        total = n  # a write's count is the rows it wrote
     if single and n != 1:
         raise RestError(
             406,
@@ -206,6 +264,13 @@ def _execute(
     return Answer(ok, text, n, total, single)
 
 
+def content_range(first: int, last: int, total: int | None) -> str:
+    """PostgREST's `Content-Range` value: `first-last/total`, `*` for an empty span or an
+    unknown total."""
+    span = f"{first}-{last}" if first <= last and total != 0 else "*"
+    return f"{span}/{'*' if total is None else total}"
+
+
 def rest_handler(
     ctx: Context,
 ) -> Callable[[Request, dict[str, Any], ApiKey], Awaitable[Response]]:
@@ -214,17 +279,32 @@ def rest_handler(
             answer = await _answer(ctx, request, project, key)
         except RestError as e:
             return e.response()
-        headers = {}
+        status, headers = answer.status, {}
         if request.method in ("GET", "HEAD"):
             start = int(request.query_params.get("offset", "0") or 0)
-            span = f"{start}-{start + answer.rows - 1}" if answer.rows else "*"
-            headers["Content-Range"] = f"{span}/{'*' if answer.total is None else answer.total}"
+            headers["Content-Range"] = content_range(start, start + answer.rows - 1, answer.total)
+            if answer.total is not None and start > answer.total:
+                return RestError(
+                    416,
+                    "PGRST103",
+                    "Requested range not satisfiable",
+                    f"An offset of {start} was requested, but there are only {answer.total} rows.",
+                ).response()
+            if answer.total is not None and answer.rows < answer.total:
+                status = 206
+        elif request.method == "PATCH":
+            headers["Content-Range"] = content_range(0, answer.rows - 1, answer.total)
+        else:
+            headers["Content-Range"] = content_range(1, 0, answer.total)
+        prefer = Prefer.parse(request.headers.getlist("prefer"))
+        if prefer.missing_default and request.method in ("POST", "PATCH"):
+            headers["Preference-Applied"] = "missing=default"
         media = OBJECT if answer.single else "application/json"
         if answer.body is None or request.method == "HEAD":
-            return Response(status_code=answer.status, headers=headers)
+            return Response(status_code=status, headers=headers)
         return Response(
             answer.body,
-            status_code=answer.status,
+            status_code=status,
             headers=headers,
             media_type=f"{media}; charset=utf-8",
         )
@@ -236,7 +316,7 @@ async def _answer(ctx: Context, request: Request, project: dict[str, Any], key: 
     try:
         who = caller(request, project, key)
     except JwtRefused as e:
-        raise RestError(401, "PGRST301", str(e)) from e
+        raise jwt_refused(e) from e
     header = "accept-profile" if request.method in ("GET", "HEAD") else "content-profile"
     schema = request.headers.get(header, "public")
     if schema not in SCHEMAS:

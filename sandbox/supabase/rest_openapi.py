@@ -24,7 +24,7 @@ from sandbox.context import Context
 from sandbox.supabase import views
 from sandbox.supabase.api_auth import ApiKey, GatewayRefused, JwtRefused, caller
 from sandbox.supabase.platform import ensure_platform
-from sandbox.supabase.rest import RestError, from_postgres, set_claims
+from sandbox.supabase.rest import from_postgres, jwt_refused, set_claims
 from sandbox.supabase.state import defaults_2025
 
 # Tables, views and their columns in `public` that the current role (after SET ROLE) may read.
@@ -85,7 +85,7 @@ def rest_root(
         try:
             who = caller(request, project, key)
         except JwtRefused as e:
-            return RestError(401, "PGRST301", str(e)).response()
+            return jwt_refused(e).response()
         pg, dbname, owner = ctx.postgres, project["db_name"], project["db_role"]
 
         def run() -> list[tuple[str, str, str, bool]]:

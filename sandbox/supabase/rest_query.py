@@ -6,8 +6,10 @@ PostgreSQL's `unknown` type, so the column's type decides, as PostgREST's casts 
 
 Supported: `select=*` or `col,alias:col`; filters `col=[not.]op.value` with eq, neq, gt, gte,
 lt, lte, like, ilike, is (null/true/false/unknown), in.(a,b,"c d"); `order=col[.asc|.desc]
-[.nullsfirst|.nullslast],...`; `limit`, `offset`; `on_conflict`, `columns` for writes.
-Anything else (embedding, `or=`, JSON paths) is a PGRST100 parse error naming it.
+[.nullsfirst|.nullslast],...`; `limit`, `offset`; `on_conflict`, `columns` for writes;
+logic trees `or=`, `and=`, `not.or=`, `not.and=` (`rest_logic`); one level of embedding,
+`alias:table(columns)` (`rest_embed`). Anything else (deeper embedding, JSON paths) is a
+PGRST100 parse error naming it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from psycopg import sql
+
+from sandbox.supabase import rest_logic
 
 _OPS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "like": "LIKE"}
 _OPS["ilike"] = "ILIKE"
@@ -55,23 +59,65 @@ class Query:
     offset: int | None = None
     on_conflict: list[str] | None = None
     columns: list[str] | None = None
+    embeds: list[Embed] = field(default_factory=list)
 
 
-def parse_select(raw: str | None) -> list[tuple[str, str]] | None:
+@dataclass(frozen=True)
+class Embed:
+    """`alias:table(columns)` in `select`: one level of resource embedding (`rest_embed`)."""
+
+    alias: str
+    table: str
+    columns: list[str] | None  # None: *
+
+
+def _select_items(raw: str) -> list[str]:
+    items, current, depth = [], "", 0
+    for ch in raw:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += ch
+    items.append(current)
+    return items
+
+
+def parse_select(raw: str | None) -> tuple[list[tuple[str, str]] | None, list[Embed]]:
+    """(the columns, None for *; the embedded tables)."""
     if raw is None or raw.strip() in ("", "*"):
-        return None
+        return None, []
     picked: list[tuple[str, str]] = []
-    for item in raw.split(","):
+    embeds: list[Embed] = []
+    star = False
+    for item in (i.strip() for i in _select_items(raw)):
         if "(" in item or ")" in item:
-            raise ParseError(
-                '"failed to parse select parameter"',
-                f"resource embedding ({item.strip()!r}) is not served by the sandbox",
+            head, _, inner = item.partition("(")
+            if not inner.endswith(")") or "(" in inner:
+                raise ParseError(
+                    '"failed to parse select parameter"',
+                    f"{item!r}: the sandbox embeds one level, as alias:table(columns)",
+                )
+            alias, _, table = head.partition(":")
+            table = table or alias
+            inner = inner[:-1].strip()
+            columns = (
+                None
+                if inner in ("", "*")
+                else [_name(c, "select parameter") for c in inner.split(",")]
             )
+            name = _name(table, "select parameter")
+            embeds.append(Embed(_name(alias, "select parameter"), name, columns))
+            continue
+        if item == "*":
+            star = True
+            continue
         alias, _, column = item.partition(":")
         if not column:
             alias = column = alias
         picked.append((_name(alias, "select parameter"), _name(column, "select parameter")))
-    return picked
+    return (None if star or not picked else picked), embeds
 
 
 def _in_values(raw: str) -> list[str]:
@@ -153,15 +199,25 @@ def parse(items: Iterable[tuple[str, str]]) -> Query:
         if key in RESERVED:
             values[key] = value
             continue
-        if key in ("or", "and", "not.or", "not.and") or "->" in key:
+        if key in rest_logic.KEYS:
+            try:
+                clause, more = rest_logic.tree(key, value, _condition)
+            except rest_logic.LogicError as e:
+                raise ParseError(f'"failed to parse logic tree ({value})"', str(e)) from e
+            conditions.append(clause)
+            params.extend(more)
+            continue
+        if "->" in key:
             raise ParseError(f'"failed to parse {key}"', "not served by the sandbox")
         clause, more = _condition(key, value)
         conditions.append(clause)
         params.extend(more)
     columns = values.get("columns")
     on_conflict = values.get("on_conflict")
+    select, embeds = parse_select(values.get("select"))
     return Query(
-        select=parse_select(values.get("select")),
+        select=select,
+        embeds=embeds,
         where=sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("TRUE"),
         params=params,
         order=_order(values["order"]) if "order" in values else None,
@@ -191,9 +247,13 @@ def as_json(rows: sql.Composable, strip_nulls: bool) -> sql.Composed:
     )
 
 
-def read(table: sql.Identifier, query: Query) -> sql.Composed:
+def read(
+    table: sql.Identifier, query: Query, embedded: list[sql.Composable] | None = None
+) -> sql.Composed:
+    """The rows' SELECT; `embedded`: the embeds' select-list items (`rest_embed.subquery`)."""
+    listed = sql.SQL(", ").join([projection(query), *(embedded or [])])
     parts: list[sql.Composable] = [
-        sql.SQL("SELECT {} FROM public.{} WHERE {}").format(projection(query), table, query.where)
+        sql.SQL("SELECT {} FROM public.{} WHERE {}").format(listed, table, query.where)
     ]
     if query.order is not None:
         parts.append(sql.SQL("ORDER BY {}").format(query.order))
@@ -214,14 +274,27 @@ def insert(
     conflict: list[str] | None,
     resolution: str | None,
     returning: bool,
+    defaults: dict[str, str] | None = None,
 ) -> sql.Composed:
     """INSERT from the JSON body (parameter `%s`, an array of objects), as PostgREST does:
-    `json_populate_recordset(NULL::table, body)`, only the body's columns."""
+    each object through `json_populate_record(NULL::table, object)`, only the body's columns.
+    `defaults` (`Prefer: missing=default`: column -> its default expression, the database's
+    own text from `pg_get_expr`) fills a column an object lacks; without it, NULL."""
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    values = sql.SQL(", ").join(
+        sql.SQL("CASE WHEN _j.j::jsonb ? {k} THEN _.{c} ELSE ({d}) END").format(
+            k=sql.Literal(c),
+            c=sql.Identifier(c),
+            d=sql.SQL(defaults[c]),
+        )
+        if defaults and c in defaults
+        else sql.SQL("_.{}").format(sql.Identifier(c))
+        for c in columns
+    )
     statement = sql.SQL(
-        "INSERT INTO public.{t} ({cols}) SELECT {cols} "
-        "FROM json_populate_recordset(NULL::public.{t}, %s::json) _"
-    ).format(t=table, cols=cols)
+        "INSERT INTO public.{t} ({cols}) SELECT {values} FROM json_array_elements(%s::json) "
+        "_j(j), LATERAL json_populate_record(NULL::public.{t}, _j.j) _"
+    ).format(t=table, cols=cols, values=values)
     if resolution is not None:
         target = sql.SQL(", ").join(sql.Identifier(c) for c in conflict or [])
         updated = [c for c in columns if c not in (conflict or [])]

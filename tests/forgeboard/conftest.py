@@ -10,7 +10,7 @@ import shutil
 import ssl
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +57,15 @@ class Dashboard:
             headers={"kid": self.signing_key["kid"]},
         )
 
+    def mirror_env(self) -> dict[str, str]:
+        """What a dispatcher needs to mirror into this dashboard (its FORGEBOARD_* settings)."""
+        return {
+            "FORGEBOARD_SUPABASE_URL": self.url,
+            "FORGEBOARD_SUPABASE_SERVICE_KEY": self.secret_key,
+            "FORGEBOARD_CA_FILE": self.ca_file,
+            "FORGEBOARD_POLL_S": "0.2",
+        }
+
     def client(self, key: str | None = None, user_token: str | None = None) -> Client:
         """supabase-py as a dashboard uses it: `key` (the publishable key by default) and, for
         a signed-in user, their access token as the bearer."""
@@ -101,16 +110,6 @@ def dashboard(sandbox: SandboxProcess, tmp_path_factory: pytest.TempPathFactory)
         db_url=db_url,
         ca_file=sandbox.ca_file,
         push_output=output,
-    )
-
-
-def mirrored(start: Callable[..., RunningDispatcher], dashboard: Dashboard) -> RunningDispatcher:
-    """A dispatcher (`start_dispatcher`) whose status mirror writes `dashboard`'s rows."""
-    return start(
-        FORGEBOARD_SUPABASE_URL=dashboard.url,
-        FORGEBOARD_SUPABASE_SERVICE_KEY=dashboard.secret_key,
-        FORGEBOARD_CA_FILE=dashboard.ca_file,
-        FORGEBOARD_POLL_S="0.2",
     )
 
 

@@ -175,7 +175,7 @@ def test_upsert_update_and_error_bodies(dashboard: Dashboard) -> None:
     assert "already exists" in (duplicate.value.details or "")
     with pytest.raises(APIError) as missing:
         service.table("no_such_table").select("*").execute()
-    assert missing.value.code == "42P01"
+    assert missing.value.code == "PGRST205"
     with pytest.raises(APIError) as none:
         service.table("deployments").select("*").eq("id", str(uuid.uuid4())).single().execute()
     assert none.value.code == "PGRST116"
@@ -198,7 +198,7 @@ def test_a_forged_or_expired_token_is_refused(dashboard: Dashboard) -> None:
     expired = dashboard.user_token(user, expires_in=-60)
     with pytest.raises(APIError) as old:
         dashboard.client(user_token=expired).table("deployments").select("*").execute()
-    assert old.value.code == "PGRST301" and old.value.message == "JWT expired"
+    assert old.value.code == "PGRST303" and old.value.message == "JWT expired"
 
 
 def _root(client: Client) -> Any:

@@ -13,7 +13,7 @@ import pytest
 
 from dispatcher.model import TERMINAL
 from tests.dispatcher.conftest import RunningDispatcher, start_dispatcher  # noqa: F401 - fixture
-from tests.forgeboard.conftest import KIT, Dashboard, add_project, mirrored
+from tests.forgeboard.conftest import KIT, Dashboard, add_project
 from tests.support.clis import REPO, CliRunner
 
 pytestmark = [pytest.mark.clis, pytest.mark.postgres]
@@ -32,7 +32,7 @@ def test_deploy_action_against_the_dispatcher_and_the_dashboard(
     unique: str,
     out_dir: Path,
 ) -> None:
-    running = mirrored(start_dispatcher, dashboard)
+    running = start_dispatcher(**dashboard.mirror_env())
     alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
     projects: dict[str, str] = {}
     for label, owner in (("one", alice), ("two", alice), ("three", alice), ("bob", bob)):

@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Response, expect
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.dispatcher.conftest import RunningDispatcher, start_dispatcher  # noqa: F401 - fixture
-from tests.forgeboard.conftest import Dashboard, add_project, mirrored
+from tests.forgeboard.conftest import Dashboard, add_project
 from tests.support.clis import REPO, CliRunner
 
 pytestmark = [pytest.mark.clis, pytest.mark.postgres, pytest.mark.browser]
@@ -66,7 +66,7 @@ def test_the_panels_link_opens_the_live_page_through_the_server_action(
     unique: str,
     out_dir: Path,
 ) -> None:
-    running = mirrored(start_dispatcher, dashboard)
+    running = start_dispatcher(**dashboard.mirror_env())
     alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
     service = dashboard.client(dashboard.secret_key)
     project_id = f"proj_{unique}_panel"

@@ -34,12 +34,7 @@ ORDER = {"queued": 0, "running": 1, "live": 2, "unhealthy": 2, "failed": 2, "can
 
 
 def _mirrored(dashboard: Dashboard, start: Callable[..., RunningDispatcher]) -> RunningDispatcher:
-    return start(
-        FORGEBOARD_SUPABASE_URL=dashboard.url,
-        FORGEBOARD_SUPABASE_SERVICE_KEY=dashboard.secret_key,
-        FORGEBOARD_CA_FILE=dashboard.ca_file,
-        FORGEBOARD_POLL_S="0.2",
-    )
+    return start(**dashboard.mirror_env())
 
 
 def _queue_row(dashboard: Dashboard) -> tuple[str, str, str]:

@@ -1,5 +1,6 @@
 """The sandbox PostgREST's URL grammar (pure): what it turns into SQL, and what it refuses with
-PostgREST's PGRST100 instead of passing along (embedding, `or=`, names that are not names)."""
+PostgREST's PGRST100 instead of passing along (embedding, broken logic trees, names that are not
+names)."""
 
 from __future__ import annotations
 
@@ -37,8 +38,12 @@ def test_filters_become_parameters_and_names_identifiers() -> None:
 @pytest.mark.parametrize(
     "items",
     [
-        [("select", "*,projects(*)")],
-        [("or", "(a.eq.1,b.eq.2)")],
+        [("select", "*,projects(*,owners(*))")],
+        [("select", "*,projects(id")],
+        [("or", "a.eq.1,b.eq.2")],
+        [("or", "(a.eq.1,b)")],
+        [("or", "(a.eq.1,and(b.eq.2)")],
+        [("and", '(a.eq."1)')],
         [('id"; drop table x; --', "eq.1")],
         [("id", "between.1")],
         [("id", "eq")],
@@ -53,8 +58,36 @@ def test_what_is_not_in_the_grammar_is_a_parse_error(items: list[tuple[str, str]
         rest_query.parse(items)
 
 
+def test_logic_trees_nest_and_keep_values_as_parameters() -> None:
+    query = rest_query.parse(
+        [
+            ("or", '(status.eq.live,and(version.gt.3,step.not.is.null),error.eq."a, b (c)")'),
+            ("not.and", "(id.in.(1,2),status.neq.failed)"),
+        ]
+    )
+    text = _text(query.where)
+    assert text == (
+        '(("status" = %s) OR ((("version" > %s) AND (NOT ("step" IS NULL)))) OR ("error" = %s))'
+        ' AND NOT (("id" IN (%s, %s)) AND ("status" <> %s))'
+    )
+    assert query.params == ["live", "3", "a, b (c)", "1", "2", "failed"]
+
+
+def test_select_embeds_one_level() -> None:
+    query = rest_query.parse([("select", "*,project:projects(*),steps(name,state)")])
+    assert query.select is None
+    assert query.embeds == [
+        rest_query.Embed("project", "projects", None),
+        rest_query.Embed("steps", "steps", ["name", "state"]),
+    ]
+    picked = rest_query.parse([("select", "id,state:status,projects(id)")])
+    assert picked.select == [("id", "id"), ("state", "status")]
+    assert picked.embeds == [rest_query.Embed("projects", "projects", ["id"])]
+
+
 def test_prefer_headers() -> None:
     both = Prefer.parse(["return=representation,resolution=merge-duplicates", "count=exact"])
     assert both == Prefer(True, "merge", True)
+    assert Prefer.parse(["missing=default"]).missing_default
     assert Prefer.parse(["resolution=ignore-duplicates"]) == Prefer(False, "ignore", False)
     assert Prefer.parse([]) == Prefer(False, None, False)

@@ -198,7 +198,7 @@ def test_users_tokens_verify_against_the_projects_signing_keys(
     assert refused_code(client.table("mine").select("id")) == "PGRST301"
     expired = user_token(keys, alice, expires_in=-60)
     expired_client = data_client(sandbox, project, keys["publishable"], user=expired)
-    assert refused_code(expired_client.table("mine").select("id")) == "PGRST301"
+    assert refused_code(expired_client.table("mine").select("id")) == "PGRST303"
 
 
 def test_api_keys_are_made_renamed_and_deleted_and_the_legacy_pair_switched(

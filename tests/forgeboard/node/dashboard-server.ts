@@ -2,10 +2,14 @@
 // rendering the kit's DeployPanel (panel-page.tsx, bundled by esbuild), its two server actions
 // (`deploy`, `liveLink`, run here with the hook secret, which the page never sees), and the
 // dashboard project's API forwarded under /supabase (the sandbox answers no CORS; a real
-// project does). The signed-in user is FORGEBOARD_TEST_ALICE_TOKEN. Prints "listening <port>".
+// project does), Realtime's websocket included (the upgrade piped to the sandbox over TLS, so
+// the page's supabase-js follows its row as on a real project). The signed-in user is
+// FORGEBOARD_TEST_ALICE_TOKEN. Prints "listening <port>".
 
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+import { connect } from "node:tls";
 
 import { createClient } from "@supabase/supabase-js";
 
@@ -52,16 +56,36 @@ async function forward(request: IncomingMessage, response: ServerResponse, path:
   response.writeHead(answer.status, kept).end(Buffer.from(await answer.arrayBuffer()));
 }
 
+// The dashboard's own look for the kit's class names (the kit ships unstyled markup).
+const STYLE = `body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:44rem;padding:0 1rem;color:#1d2330}
+.forge-deploy-panel button{font:inherit;padding:.45rem 1.1rem;border-radius:6px;border:1px solid #2f5bd3;background:#2f5bd3;color:#fff;cursor:pointer}
+.forge-deploy-panel button:disabled{background:#9aa8cf;border-color:#9aa8cf;cursor:default}
+.forge-deploy-panel button.forge-live-link{background:#fff;color:#2f5bd3}
+.forge-deployment{margin-top:1rem;padding:1rem 1.2rem;border:1px solid #d5d9e2;border-radius:8px}
+.forge-status{font-weight:600;font-size:1.1rem;margin:0 0 .6rem}
+.forge-deployment[data-status=live] .forge-status{color:#17753a}
+.forge-deployment[data-status=failed] .forge-status,.forge-error,.forge-step-error{color:#b3261e}
+.forge-connection{background:#fff4d6;border-radius:6px;padding:.3rem .6rem;color:#6b4e00}
+.forge-steps{padding-left:1.4rem}.forge-steps li{margin:.15rem 0}
+.forge-steps li[data-state=done] .forge-step-state{color:#17753a}
+.forge-steps li[data-state=running] .forge-step-state{color:#2f5bd3;font-weight:600}
+.forge-steps li[data-state=failed] .forge-step-state{color:#b3261e;font-weight:600}
+.forge-step-error{margin:.2rem 0;white-space:pre-wrap}
+pre{white-space:pre-wrap;word-break:break-all;font-size:12px;background:#f5f6f8;padding:.6rem}`;
+
 function page(url: URL): string {
+  // ?user=bob: the same page signed in as FORGEBOARD_TEST_BOB_TOKEN (another dashboard user).
+  const bob = url.searchParams.get("user") === "bob";
   const config = {
     supabaseUrl: `${url.origin}/supabase`,
     publishableKey,
-    token,
+    token: bob ? env("BOB_TOKEN") : token,
     projectId: env("PROJECT_ONE"),
     deploymentId: url.searchParams.get("deployment"),
   };
   const json = JSON.stringify(config).replace(/</g, "\\u003c");
-  return `<!doctype html><html><head><meta charset="utf-8"><title>ForgeBoard</title></head>
+  return `<!doctype html><html><head><meta charset="utf-8"><title>ForgeBoard</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>${STYLE}</style></head>
 <body><main id="root"></main><script>window.FORGEBOARD = ${json};</script>
 <script src="/panel.js"></script></body></html>`;
 }
@@ -69,9 +93,6 @@ function page(url: URL): string {
 const server = createServer((request, response) => {
   const url = new URL(request.url ?? "/", `http://${request.headers.host ?? "localhost"}`);
   const handle = async () => {
-    if (request.headers.upgrade) {
-      return response.writeHead(501).end(); // realtime's websocket: not forwarded
-    }
     if (url.pathname.startsWith("/supabase/")) {
       return forward(request, response, url.pathname.slice("/supabase".length) + url.search);
     }
@@ -95,6 +116,36 @@ const server = createServer((request, response) => {
     response.end();
   });
 });
+
+/** A websocket upgrade under /supabase/ piped to the project's API, headers as sent. */
+function upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const url = new URL(request.url ?? "/", "http://localhost");
+  if (!url.pathname.startsWith("/supabase/")) {
+    socket.destroy();
+    return;
+  }
+  const target = new URL(dashboardUrl + url.pathname.slice("/supabase".length) + url.search);
+  const upstream = connect({ host: target.hostname, port: Number(target.port) || 443 }, () => {
+    const lines = [`${request.method ?? "GET"} ${target.pathname}${target.search} HTTP/1.1`];
+    for (let i = 0; i < request.rawHeaders.length; i += 2) {
+      const name = request.rawHeaders[i];
+      if (!["host", "origin"].includes(name.toLowerCase())) lines.push(`${name}: ${request.rawHeaders[i + 1]}`);
+    }
+    lines.push(`Host: ${target.host}`);
+    upstream.write(lines.join("\r\n") + "\r\n\r\n");
+    upstream.write(head);
+    socket.pipe(upstream).pipe(socket);
+  });
+  const end = () => {
+    socket.destroy();
+    upstream.destroy();
+  };
+  upstream.on("error", end);
+  socket.on("error", end);
+  upstream.on("close", end);
+  socket.on("close", end);
+}
+server.on("upgrade", upgrade);
 
 server.listen(0, "127.0.0.1", () => {
   const address = server.address();

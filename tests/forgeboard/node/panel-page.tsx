@@ -33,6 +33,9 @@ const supabase = createClient(config.supabaseUrl, config.publishableKey, {
   global: { headers: { Authorization: `Bearer ${config.token}` } },
   auth: { persistSession: false, autoRefreshToken: false },
 });
+// What supabase-js does for Realtime after a sign-in (the sandbox has none): the user's token
+// is the channels' access_token, so RLS decides which changes reach the panel.
+void supabase.realtime.setAuth(config.token);
 
 createRoot(document.getElementById("root")!).render(
   <DeployPanel
