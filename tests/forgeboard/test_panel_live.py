@@ -25,7 +25,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.dispatcher.conftest import RunningDispatcher, start_dispatcher  # noqa: F401 - fixture
 from tests.forgeboard.conftest import Dashboard
-from tests.forgeboard.test_live_link import out_dir, start_dashboard  # noqa: F401 - fixture
+from tests.forgeboard.test_live_link import start_dashboard
 from tests.support.clis import CliRunner
 from tests.support.sandbox import SandboxProcess
 from tests.ui.conftest import SHOTS
@@ -83,7 +83,7 @@ def test_the_panel_follows_a_deploy_through_realtime(
     start_dispatcher: Callable[..., RunningDispatcher],  # noqa: F811
     browser: Browser,
     unique: str,
-    out_dir: Path,  # noqa: F811
+    out_dir: Path,
 ) -> None:
     running = start_dispatcher(**dashboard.mirror_env())
     alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
