@@ -114,7 +114,7 @@ def test_someone_elses_project_is_refused(
     # a project marked for another app is not ours either
     other = f"other-{unique}"
     VercelClient(run_context.vercel).create_project(
-        other, [EnvItem("FORGE_DEPLOY_APP", "somebody-else", "plain", ("production",))]
+        other, [EnvItem("FORGE_DEPLOY_APP", "somebody-else", "plain", ("production",))], None
     )
     with pytest.raises(NotOurs):
         vercel_step.ensure_project(run_context, other)
@@ -304,7 +304,7 @@ VERCEL_CALLS = [
     ("POST", r"^/v10/projects/[^/]+/env$"),
     ("POST", r"^/v2/files$"),
     ("POST", r"^/v13/deployments$"),
-    ("GET", r"^/v6/deployments$"),
+    ("GET", r"^/v7/deployments$"),
     ("GET", r"^/v13/deployments/"),
     ("GET", r"^/v9/projects/[^/]+/domains$"),
     ("GET", r"^/v2/deployments/[^/]+/aliases$"),
