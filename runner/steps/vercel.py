@@ -325,9 +325,14 @@ def plan_app(ctx: RunContext, app: str, copy: WorkCopy | None = None) -> list[di
     vercel = client(ctx)
     project = vercel.get_project(app)
     what = "Vercel project"
+    node = None
     if copy is not None:
         files = uploaded_files(copy)
-        what += f" ({framework(copy, files) or 'static/other'}, {len(files)} files to deploy)"
+        node = node_of(copy)
+        what += (
+            f" ({framework(copy, files) or 'static/other'}, {len(files)} files to deploy, "
+            f"Node.js {node})"
+        )
     if project is None:
         return [
             _entry("project", app, "create", f"{what}, to be created"),
@@ -348,7 +353,11 @@ def plan_app(ctx: RunContext, app: str, copy: WorkCopy | None = None) -> list[di
             targets.setdefault(var.key, set()).update(var.targets)
             if var.type == ENV_TYPES.get(var.key):
                 right.setdefault(var.key, set()).update(var.targets)
-    entries = [_entry("project", app, "none", f"{what}, exists and is ours", id=project.id)]
+    if node is not None and project.node_version != node:
+        detail = f"{what}, exists and is ours; nodeVersion {project.node_version} to {node}"
+        entries = [_entry("project", app, "update", detail, id=project.id)]
+    else:
+        entries = [_entry("project", app, "none", f"{what}, exists and is ours", id=project.id)]
     for key in sorted(ENV_TYPES):
         wanted = set(targets_of(key))
         if right.get(key, set()) == wanted == targets.get(key, set()):
