@@ -189,6 +189,7 @@ def test_a_token_lacking_administration_write_fails_at_once_and_creates_nothing(
         "POST", "github/tokens", {"permissions": {"metadata": "read", "contents": "write"}}
     )
     token = made.json()["token"]
+    before = len(sandbox.traffic())
     failed = forge_runner.run(
         ["deploy", "--build-dir", str(app_copy(tmp_path)), "--name", name], {"GH_TOKEN": token}
     )
@@ -199,6 +200,9 @@ def test_a_token_lacking_administration_write_fails_at_once_and_creates_nothing(
     assert "Administration: write and Contents: write" in error
     assert token not in failed.stdout and token not in failed.stderr
     assert owned_by(sandbox, name) == {"repos": 0, "supabase": 0, "vercel": 0, "deployments": 0}
+    calls = [e for e in sandbox.traffic()[before:] if e["service"] == "github"]
+    assert [e["method"] for e in calls] == ["GET", "POST"]  # look, then the refused create
+    assert all(e["request_headers"]["x-github-api-version"] == "2022-11-28" for e in calls)
 
 
 def test_a_451_on_repository_creation_fails_at_once_and_creates_nothing(
