@@ -190,7 +190,7 @@ def test_env_vars_set_readable_and_never_duplicated(
         for key in ("SUPABASE_SECRET_KEY", "SUPABASE_SERVICE_ROLE_KEY"):
             service = by_key[key]
             assert service.type == "sensitive" and service.value is None  # never readable back
-            assert set(service.targets) == {"production", "preview"}
+            assert service.targets == ("production",)  # server-only: never on a preview
             assert values[key] not in stream.getvalue()
         assert values["NEXT_PUBLIC_SUPABASE_ANON_KEY"] not in stream.getvalue()
     assert len(vercel_resources(sandbox, app)["env"]) == 1 + len(vercel_env.ENV_TYPES)
