@@ -205,6 +205,21 @@ def test_a_token_lacking_administration_write_fails_at_once_and_creates_nothing(
     assert all(e["request_headers"]["x-github-api-version"] == "2022-11-28" for e in calls)
 
 
+def test_a_token_that_may_not_push_fails_before_supabase_or_vercel_make_anything(
+    sandbox: SandboxProcess, forge_runner: RunnerProcess, unique: str, tmp_path: Path
+) -> None:
+    name = f"nopush-{unique}"
+    permissions = {"metadata": "read", "administration": "write", "contents": "read"}
+    token = sandbox.admin("POST", "github/tokens", {"permissions": permissions}).json()["token"]
+    failed = forge_runner.run(
+        ["deploy", "--build-dir", str(app_copy(tmp_path)), "--name", name], {"GH_TOKEN": token}
+    )
+    assert failed.returncode == 1, failed.explain()
+    assert "Contents: write" in failed.result["error"] and "403" in failed.result["error"]
+    assert owned_by(sandbox, name) == {"repos": 1, "supabase": 0, "vercel": 0, "deployments": 0}
+    assert token not in failed.stdout and token not in failed.stderr
+
+
 def test_a_451_on_repository_creation_fails_at_once_and_creates_nothing(
     sandbox: SandboxProcess, forge_runner: RunnerProcess, unique: str, tmp_path: Path
 ) -> None:
