@@ -176,6 +176,10 @@ def classify(
             return RetryableError(
                 provider, status, message, GITHUB_SECONDARY_LIMIT_WAIT_S if delay is None else delay
             )
+        accepted = response.headers.get("x-accepted-github-permissions")
+        if accepted:  # a fine-grained token: the permission sets that would do, `;`-separated
+            sets = [part.strip() for part in accepted.split(";") if part.strip()]
+            return MissingPermissions(provider, sets, _operation(response))
     if status >= 500:
         delay = _seconds_until(response.headers.get("retry-after"), now)
         kind = RetryableError if idempotent else AmbiguousError

@@ -1,12 +1,15 @@
 """The deploy as a small dependency graph, not a line.
 
-    prepare ─┬─ github.repo ── github.push
-             ├─ supabase.project ── supabase.keys ─┬─ supabase.healthy ── supabase.migrations ─┐
-             │                                     │                         health.exposure ─┤
-             └─ vercel.project ────────────────────┴─ vercel.env ── vercel.build ──────────────┴┐
-                                    health.auth_urls ── vercel.promote ── health ───────────────┘
+    prepare ── github.repo ─┬─ github.push
+      ┌─────────────────────┘
+      ├─ supabase.project ── supabase.keys ─┬─ supabase.healthy ── supabase.migrations ─┐
+      │                                     │                         health.exposure ─┤
+      └─ vercel.project ────────────────────┴─ vercel.env ── vercel.build ──────────────┴┐
+                     health.auth_urls ── vercel.promote ── health ───────────────────────┘
 
-GitHub and Supabase start together; the Vercel build (a *staged* production deployment: the
+The repository comes first, alone (a few calls): a token GitHub refuses (a fine-grained token
+lacking a permission, a 451) fails the deploy before a Supabase or Vercel project exists. Then
+the push, Supabase and Vercel run together; the Vercel build (a *staged* production deployment: the
 production environment, no production domains) starts as soon as the keys are known, while
 Supabase finishes provisioning and migrating. Production traffic moves to the new deployment
 (`promote`, no rebuild) only after the migrations succeeded and the Data API exposure check
@@ -40,6 +43,7 @@ from runner.steps import (
     supabase_keys,
     vercel,
     vercel_env,
+    vercel_settings,
 )
 from runner.steps.runtime import skipped, step
 
@@ -63,13 +67,17 @@ class Keys:
     secret: str = field(repr=False)
 
 
-def _github(ctx: RunContext, app: str, copy: workcopy.WorkCopy, report: DeployReport) -> None:
+def _repo(ctx: RunContext, app: str, report: DeployReport) -> Any:
     with step(ctx, "github.repo") as s:
         ensured = github.ensure_repo(ctx, app)
         s.info.update(created=ensured.created, repo=ensured.repo.full_name)
     report.urls["repo"] = ensured.repo.html_url
+    return ensured.repo
+
+
+def _push(ctx: RunContext, repo: Any, copy: workcopy.WorkCopy, report: DeployReport) -> None:
     with step(ctx, "github.push") as s:
-        pushed = github.push(ctx, ensured.repo, copy)
+        pushed = github.push(ctx, repo, copy)
         s.info.update(commit=pushed.commit, pushed=pushed.pushed)
     report.details["commit"] = pushed.commit
 
@@ -136,8 +144,10 @@ def _vercel_until_built(
     """Project, env, staged build. A failed build is returned, not raised: the caller rebuilds
     it after the migrations."""
     with step(ctx, "vercel.project") as s:
-        ensured = vercel.ensure_project(ctx, app)
-        s.info.update(created=ensured.created, project=ensured.id)
+        ensured = vercel.ensure_project(ctx, app, vercel.node_of(copy))
+        s.info.update(
+            created=ensured.created, project=ensured.id, node_version=ensured.node_version
+        )
     known = keys.result()
     with step(ctx, "vercel.env") as s:
         written = vercel_env.set_env(
@@ -188,6 +198,7 @@ def _release(
         )
         s.info.update(site_url=urls.site_url)
     api = _data_api(keys, report)
+    wall = vercel_settings.login_wall(ctx, project.id)
     rebuilds = rechecks = 0  # together at most run.health_redeploys
     while True:
         with step(ctx, "vercel.promote") as s:
@@ -195,7 +206,7 @@ def _release(
             s.info.update(url=live, deployment=deployment.id)
         report.urls["app"] = live
         with step(ctx, "health") as s:
-            checked = health.check(ctx, live, run.health_path, api, report.ref)
+            checked = health.check(ctx, live, run.health_path, api, report.ref, wall)
             s.info.update(ok=checked.ok)
         report.health = {
             "ok": checked.ok,
@@ -206,8 +217,9 @@ def _release(
         if checked.ok:
             report.outcome = "live"
             return
-        if rebuilds + rechecks >= run.health_redeploys:
-            report.outcome = "unhealthy"
+        walled = any(item.get("login_wall") for item in checked.evidence)
+        if walled or rebuilds + rechecks >= run.health_redeploys:
+            report.outcome = "unhealthy"  # no new build opens a login wall
             return
         app_ok = all(item["ok"] for item in checked.evidence if item["check"] == "app")
         if app_ok:  # only a Supabase check failed: a new build of the app cannot help
@@ -235,14 +247,15 @@ def deploy(ctx: RunContext, app: str, build_dir: Path, *, sequential: bool = Fal
             copy = workcopy.make(build_dir, Path(tmp), f"Deploy {ctx.settings.run.deploy_id}")
             s.info.update(files=len(copy.files()), tree=copy.tree)
         keys: Future[Keys] = Future()
+        repo = _repo(ctx, app, report)
         if sequential:
-            _github(ctx, app, copy, report)
+            _push(ctx, repo, copy, report)
             _supabase(ctx, app, copy, build_dir, keys, report)
             project, built, failure = _vercel_until_built(ctx, app, copy, keys)
         else:
             with ThreadPoolExecutor(max_workers=3, thread_name_prefix="step") as pool:
                 branches = [
-                    pool.submit(_github, ctx, app, copy, report),
+                    pool.submit(_push, ctx, repo, copy, report),
                     pool.submit(_supabase, ctx, app, copy, build_dir, keys, report),
                 ]
                 vercel = pool.submit(_vercel_until_built, ctx, app, copy, keys)

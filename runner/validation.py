@@ -5,8 +5,9 @@ so they follow the strictest of the three plus shell- and path-safety: 2 to 40 c
 `a-z 0-9 -`, starting with a letter, ending with a letter or digit, no `--`, not reserved.
 A build directory must exist, hold at least one file, keep every symlink inside itself, hold
 no special files, no name with a control character, no file it ships over 100 MB (GitHub refuses
-such a push, Vercel such an upload; `node_modules/` is never shipped), and have UTF-8 migrations
-named `<version>_<name>.sql`.
+such a push, Vercel such an upload; `node_modules/` is never shipped), have UTF-8 migrations
+named `<version>_<name>.sql`, and not ask for a Node.js Vercel no longer builds on
+(`steps.vercel_node`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import stat
 from pathlib import Path
 
 from runner.errors import BadInput
+from runner.steps.vercel_node import node_version
 
 MAX_NAME = 40
 MAX_FILE_BYTES = 100 * 1024 * 1024  # GitHub's hard per-file limit; Vercel's upload limit
@@ -118,6 +120,8 @@ def build_dir(raw: str) -> Path:
     if files == 0:
         raise BadInput(f"build directory {raw} is empty")
     _migrations(root)
+    package = root / "package.json"
+    node_version(package.read_bytes() if package.is_file() else None)
     return root
 
 

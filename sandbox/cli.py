@@ -73,6 +73,16 @@ def main() -> None:
     " keys); 2025 is the older behaviour (legacy keys on, tables granted automatically, the"
     " schema root open). Per project: PUT /_admin/supabase/projects/REF/defaults.",
 )
+@click.option(
+    "--vercel-defaults",
+    type=click.Choice(["2026", "2025"]),
+    default="2026",
+    show_default=True,
+    help="What new Vercel projects behave like: 2026 is Vercel today (nodeVersion 24.x, builds"
+    " on Node 20 or older refused, previews behind Vercel login); 2025 is the older behaviour"
+    " (nodeVersion 20.x, builds on 18.x-22.x, no protection). Per project: PUT"
+    " /_admin/vercel/projects/ID/defaults.",
+)
 def serve(
     state_dir: Path,
     host: str,
@@ -82,6 +92,7 @@ def serve(
     postgres_password_file: Path | None,
     record: bool,
     supabase_defaults: str,
+    vercel_defaults: str,
 ) -> None:
     """Start all emulators; print one JSON line once they accept connections."""
     from sandbox.server import serve as run
@@ -120,6 +131,7 @@ def serve(
             record,
             password,
             supabase_defaults,
+            vercel_defaults,
         )
     except PostgresError as e:
         raise click.ClickException(str(e)) from e

@@ -138,6 +138,7 @@ class Context:
     postgres: PostgresServer
     recorder: Recorder | None = None
     supabase_defaults: str = "2026"  # what new Supabase projects get (`--supabase-defaults`)
+    vercel_defaults: str = "2026"  # what new Vercel projects get (`--vercel-defaults`)
 
     def service_dir(self, name: str) -> Path:
         path = self.state_dir / name

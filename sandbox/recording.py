@@ -20,6 +20,7 @@ _KEEP_REQUEST_HEADERS = (
     "x-now-digest",
     "x-vercel-digest",
     "x-client-info",
+    "x-github-api-version",
 )
 _MAX_BODY = 1 << 20
 _SECRET_KEYS = frozenset({"db_pass", "password", "api_key", "value", "token", "secret"})

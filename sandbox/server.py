@@ -97,6 +97,7 @@ def announcement(ctx: Context) -> dict[str, Any]:
             "token": ident.vercel_token,
             "team": ident.vercel_team_id,
             "team_slug": ident.vercel_team_slug,
+            "defaults": ctx.vercel_defaults,
         },
         "apps": urls.apps,
         "ca_file": ca,
@@ -177,6 +178,7 @@ def serve(
     record: bool,
     postgres_password: str = "",
     supabase_defaults: str = "2026",
+    vercel_defaults: str = "2026",
 ) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     lock = _hold_state_dir(state_dir)  # released when this process ends
@@ -205,6 +207,7 @@ def serve(
             postgres=pg,
             recorder=Recorder(state_dir / "traffic.jsonl") if record else None,
             supabase_defaults=supabase_defaults,
+            vercel_defaults=vercel_defaults,
         )
         services = [github.build(ctx), supabase.build(ctx), vercel.build(ctx)]
         asyncio.run(_run(ctx, services))

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import requests
 
 from runner.ensure import AlreadyExists
-from runner.errors import FatalError
+from runner.errors import FatalError, MissingPermissions
 from runner.http import ProviderHttp, classify
 
 PROVIDER = "github"
@@ -101,15 +101,39 @@ class GithubClient:
 
     def create_repo(self, name: str, description: str) -> Repo:
         """A private, empty repository. Not idempotent: a lost answer is an AmbiguousError and a
-        name already taken is AlreadyExists, both resolved by looking again (runner.ensure)."""
-        response = self.http.request(
-            "POST",
-            f"/orgs/{quote(self.org, safe='')}/repos",
-            json={"name": name, "description": description, "private": True, "auto_init": False},
-            idempotent=False,
-            accept=(422,),
-            allow_redirects=False,
-        )
+        name already taken is AlreadyExists, both resolved by looking again (runner.ensure).
+        A fine-grained token lacking a permission (403 with `X-Accepted-GitHub-Permissions`)
+        and a 451 fail at once, saying what to change."""
+        try:
+            response = self.http.request(
+                "POST",
+                f"/orgs/{quote(self.org, safe='')}/repos",
+                json={
+                    "name": name,
+                    "description": description,
+                    "private": True,
+                    "auto_init": False,
+                },
+                idempotent=False,
+                accept=(422,),
+                allow_redirects=False,
+            )
+        except MissingPermissions as e:
+            raise e.needed_to(
+                f"create the app's repository {self.org}/{name}: a fine-grained token needs "
+                f"{self.org} as its resource owner, with Administration: write and Contents: "
+                "write on its repositories"
+            ) from e
+        except FatalError as e:
+            if e.status != 451:
+                raise
+            raise FatalError(
+                PROVIDER,
+                451,
+                f"GitHub refused to create {self.org}/{name} for legal reasons (451 Unavailable "
+                f"For Legal Reasons: {e.message}); nothing was created. Deploy under another "
+                f"name or organisation, or ask GitHub Support about {self.org}",
+            ) from e
         if response.status_code == 422:
             if _name_taken(response):
                 raise AlreadyExists(PROVIDER, f"repository {self.org}/{name} already exists")

@@ -96,10 +96,20 @@ class Project:
     env: tuple[EnvVar, ...]
     production_deployment_id: str | None
     last_alias_request: AliasRequest | None
+    node_version: str | None = None
+    protection: str | None = None  # ssoProtection.deploymentType; None: no Vercel login
+    bypass_secrets: tuple[str, ...] = field(default=(), repr=False)  # automation bypass
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Project:
         env = tuple(EnvVar.from_json(v) for v in body.get("env") or [] if isinstance(v, dict))
+        sso = body.get("ssoProtection")
+        bypass = body.get("protectionBypass")
+        secrets = tuple(
+            str(secret)
+            for secret, about in (bypass.items() if isinstance(bypass, dict) else ())
+            if isinstance(about, dict) and about.get("scope") == "automation-bypass"
+        )
         marker = next((v.value for v in env if v.key == MARKER_KEY and v.type == "plain"), None)
         production = (body.get("targets") or {}).get("production") or {}
         last = body.get("lastAliasRequest")
@@ -119,6 +129,9 @@ class Project:
             env=env,
             production_deployment_id=production.get("id") if isinstance(production, dict) else None,
             last_alias_request=request,
+            node_version=str(body["nodeVersion"]) if body.get("nodeVersion") else None,
+            protection=str(sso.get("deploymentType")) if isinstance(sso, dict) else None,
+            bypass_secrets=secrets,
         )
 
 
@@ -140,7 +153,7 @@ class Deployment:
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Deployment:
-        """From `GET /v13/deployments/{id}` or an item of `GET /v6/deployments`."""
+        """From `GET /v13/deployments/{id}` or an item of `GET /v7/deployments`."""
         meta = body.get("meta") or {}
         return cls(
             id=str(body.get("id") or body["uid"]),
@@ -186,8 +199,11 @@ class VercelClient:
         response = self.http.request("GET", f"/v9/projects/{_path(id_or_name)}", accept=(404,))
         return None if response.status_code == 404 else Project.from_json(response.json())
 
-    def create_project(self, name: str, environment_variables: Sequence[EnvItem]) -> Project:
-        """409 (name taken, maybe by our own lost create) → `AlreadyExists`: look again."""
+    def create_project(
+        self, name: str, environment_variables: Sequence[EnvItem], protection: str | None
+    ) -> Project:
+        """409 (name taken, maybe by our own lost create) → `AlreadyExists`: look again.
+        `protection`: the `ssoProtection.deploymentType` to set (None: no Vercel login)."""
         response = self.http.request(
             "POST",
             "/v11/projects",
@@ -196,11 +212,17 @@ class VercelClient:
             json={
                 "name": name,
                 "environmentVariables": [v.to_json() for v in environment_variables],
+                "ssoProtection": None if protection is None else {"deploymentType": protection},
             },
         )
         if response.status_code == 409:
             raise AlreadyExists(PROVIDER, provider_message(PROVIDER, response))
         return Project.from_json(response.json())
+
+    def update_project(self, project_id: str, fields: dict[str, Any]) -> Project:
+        """`PATCH /v9/projects/{id}` (e.g. `nodeVersion`, which the create does not take)."""
+        body = self.http.json("PATCH", f"/v9/projects/{_path(project_id)}", json=fields)
+        return Project.from_json(body)
 
     def delete_project(self, project_id: str) -> bool:
         """True when deleted, False when it was already gone."""
@@ -264,6 +286,20 @@ class VercelClient:
             )
         return created
 
+    def retarget_env(self, project_id: str, env_id: str, targets: Sequence[str]) -> None:
+        """Narrow one variable to `targets` (its value and type stay)."""
+        self.http.request(
+            "PATCH",
+            f"/v9/projects/{_path(project_id)}/env/{_path(env_id)}",
+            json={"target": [*targets]},
+        )
+
+    def delete_env(self, project_id: str, env_id: str) -> None:
+        """Idempotent: a variable already gone is fine."""
+        self.http.request(
+            "DELETE", f"/v9/projects/{_path(project_id)}/env/{_path(env_id)}", accept=(404,)
+        )
+
     # -- files and deployments -------------------------------------------------------------
     def upload_file(self, sha1: str, data: bytes) -> None:
         """Content-addressed, so retrying is safe (idempotent)."""
@@ -310,7 +346,7 @@ class VercelClient:
             params: dict[str, str] = {"projectId": project_id, "limit": str(page_size)}
             if until is not None:
                 params["until"] = str(until)
-            body = self.http.json("GET", "/v6/deployments", params=params)
+            body = self.http.json("GET", "/v7/deployments", params=params)
             for item in body.get("deployments") or []:
                 if isinstance(item, dict):
                     yield Deployment.from_json(item)

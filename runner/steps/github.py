@@ -31,10 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import requests
+
 from runner.context import RunContext
 from runner.ensure import ensure
 from runner.errors import FatalError, NotOurs, RunnerError
-from runner.http import retrying
+from runner.http import new_session, retrying
 from runner.providers.github import PROVIDER, GithubClient, Repo
 from runner.settings import Settings
 from runner.workcopy import WorkCopy
@@ -139,7 +141,35 @@ def ensure_repo(ctx: RunContext, app: str) -> RepoResult:
     ctx.progress(
         STEP_REPO, f"{'created' if created else 'adopted'} {repo.full_name}", created=created
     )
+    _may_push(ctx, repo)
     return RepoResult(repo, created)
+
+
+def _may_push(ctx: RunContext, repo: Repo) -> None:
+    """Ask for git's receive-pack advertisement (what `git push` asks first) with our token: a
+    403 is a token that may not push (a fine-grained one without Contents: write), named now,
+    before Supabase or Vercel make anything. Any other answer is left to the push itself."""
+    settings = ctx.settings
+    with new_session("", settings.run.ca_file) as http:
+        http.headers["Authorization"] = f"Basic {_basic_credential(settings)}"
+        try:
+            response = http.get(
+                f"{git_url(settings, repo.name)}/info/refs",
+                params={"service": "git-receive-pack"},
+                timeout=(10.0, settings.run.http_timeout_s),
+                allow_redirects=False,
+            )
+        except requests.RequestException:
+            return  # the push meets it, with its own retries
+    if response.status_code == 403:
+        org = settings.github.org
+        raise FatalError(
+            PROVIDER,
+            403,
+            f"the access token may not push to {repo.full_name} (git's receive-pack answered "
+            f"403): a fine-grained token needs {org} as its resource owner, with Contents: "
+            "write (and Administration: write) on its repositories",
+        )
 
 
 def remote_tree(ctx: RunContext, repo: Repo | str) -> str | None:

@@ -2,6 +2,7 @@
 
 Ours = a project named after the app that carries the plain env var `FORGE_DEPLOY_APP=<app>`,
 given in `environmentVariables` at create so even a create whose answer was lost carries it.
+The project's Node.js version and, at create, its protection are ours to set (`vercel_settings`).
 A deployment is ours by its `meta` (`forgeDeployId`, `forgeTree`, `forgeAttempt`): a resumed
 deploy finds the build it already made instead of building again, and a create whose answer was
 lost is found by its attempt number before anything is created twice. Files are never uploaded
@@ -27,7 +28,8 @@ from runner.providers.vercel import (
     Project,
     VercelClient,
 )
-from runner.steps.vercel_env import ENV_TARGETS, ENV_TYPES
+from runner.steps import vercel_node, vercel_settings
+from runner.steps.vercel_env import ENV_TYPES, targets_of
 from runner.steps.vercel_files import deployment_body, framework, upload, uploaded_files
 from runner.workcopy import FileEntry, WorkCopy
 
@@ -43,6 +45,7 @@ class VercelProject:
     id: str
     name: str
     created: bool
+    node_version: str = vercel_node.DEFAULT
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,15 @@ def _ours(project: Project, app: str) -> Project:
 
 
 # -- project and env ---------------------------------------------------------------------------
-def ensure_project(ctx: RunContext, app: str) -> VercelProject:
+def node_of(copy: WorkCopy) -> str:
+    """The `nodeVersion` the app's project gets (its package.json `engines.node`, or 24.x)."""
+    has_package = (copy.root / "package.json").is_file()
+    return vercel_node.node_version(copy.read("package.json") if has_package else None)
+
+
+def ensure_project(ctx: RunContext, app: str, node: str = vercel_node.DEFAULT) -> VercelProject:
+    """Our project, made with Standard protection or adopted as its owner protected it, then
+    set to build on `node` (`PATCH`: the create takes no `nodeVersion`)."""
     vercel = client(ctx)
 
     def find() -> Project | None:
@@ -97,7 +108,7 @@ def ensure_project(ctx: RunContext, app: str) -> VercelProject:
         return None if project is None else _ours(project, app)
 
     def create() -> Project:
-        return vercel.create_project(app, [_marker(app)])
+        return vercel.create_project(app, [_marker(app)], vercel_settings.PROTECTION)
 
     project, created = ensure(
         f"Vercel project {app}", find, create, ctx.policy, ctx.wait, ctx.settle
@@ -106,7 +117,8 @@ def ensure_project(ctx: RunContext, app: str) -> VercelProject:
     ctx.progress(
         STEP, f"project {app} {'created' if created else 'adopted'}", project_id=project.id
     )
-    return VercelProject(project.id, project.name, created)
+    project = vercel_settings.ensure_node(ctx, vercel, project, node)
+    return VercelProject(project.id, project.name, created, project.node_version or node)
 
 
 # -- deployments -------------------------------------------------------------------------------
@@ -313,14 +325,19 @@ def plan_app(ctx: RunContext, app: str, copy: WorkCopy | None = None) -> list[di
     vercel = client(ctx)
     project = vercel.get_project(app)
     what = "Vercel project"
+    node = None
     if copy is not None:
         files = uploaded_files(copy)
-        what += f" ({framework(copy, files) or 'static/other'}, {len(files)} files to deploy)"
+        node = node_of(copy)
+        what += (
+            f" ({framework(copy, files) or 'static/other'}, {len(files)} files to deploy, "
+            f"Node.js {node})"
+        )
     if project is None:
         return [
             _entry("project", app, "create", f"{what}, to be created"),
             *[
-                _entry("env", key, "create", f"{ENV_TYPES[key]}, {'+'.join(ENV_TARGETS)}")
+                _entry("env", key, "create", f"{ENV_TYPES[key]}, {'+'.join(targets_of(key))}")
                 for key in sorted(ENV_TYPES)
             ],
             _entry("deployment", app, "create", "first production deployment"),
@@ -336,12 +353,18 @@ def plan_app(ctx: RunContext, app: str, copy: WorkCopy | None = None) -> list[di
             targets.setdefault(var.key, set()).update(var.targets)
             if var.type == ENV_TYPES.get(var.key):
                 right.setdefault(var.key, set()).update(var.targets)
-    entries = [_entry("project", app, "none", f"{what}, exists and is ours", id=project.id)]
+    if node is not None and project.node_version != node:
+        detail = f"{what}, exists and is ours; nodeVersion {project.node_version} to {node}"
+        entries = [_entry("project", app, "update", detail, id=project.id)]
+    else:
+        entries = [_entry("project", app, "none", f"{what}, exists and is ours", id=project.id)]
     for key in sorted(ENV_TYPES):
-        if set(ENV_TARGETS) <= right.get(key, set()):
+        wanted = set(targets_of(key))
+        if right.get(key, set()) == wanted == targets.get(key, set()):
             entries.append(_entry("env", key, "none", "set (value not compared)"))
         elif key in targets:
-            entries.append(_entry("env", key, "update", f"to {ENV_TYPES[key]} on every target"))
+            where = "+".join(targets_of(key))
+            entries.append(_entry("env", key, "update", f"to {ENV_TYPES[key]} on {where} only"))
         else:
             entries.append(_entry("env", key, "create", f"{ENV_TYPES[key]}, missing"))
     if copy is not None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.context import Context, Service
+from sandbox.github import today
+from sandbox.github.admin import admin_routes
 from sandbox.github.app import build_app
 from sandbox.github.errors import error_body
 from sandbox.github.repos import Repos
@@ -17,6 +19,7 @@ from sandbox.github.repos import Repos
 
 def build(ctx: Context) -> Service:
     repos = Repos(ctx)
+    tokens = today.Tokens()
 
     def resources() -> dict[str, Any]:
         return {
@@ -42,7 +45,8 @@ def build(ctx: Context) -> Service:
 
     return Service(
         name="github",
-        app=build_app(ctx, repos),
+        app=build_app(ctx, repos, tokens),
         error_body=error_body,
         resources=resources,
+        apps_routes=admin_routes(ctx, tokens),
     )

@@ -1,8 +1,9 @@
 """The GitHub emulator's ASGI app: REST under /api/v3, GraphQL at /api/graphql, git at /<o>/<r>.
 
-Every API answer goes through `Api.endpoint`: token check (401 Bad credentials), one point of
-the hourly budget (403 when spent), GitHub's error body for a raised GitHubError, and the
-`x-ratelimit-*` headers — on errors too.
+Every API answer goes through `Api.endpoint`: the API version (400 for an unknown one), token
+check (401 Bad credentials), a fine-grained token's permissions (403 with
+`X-Accepted-GitHub-Permissions`, `today`), one point of the hourly budget (403 when spent),
+GitHub's error body for a raised GitHubError, and the `x-ratelimit-*` headers — on errors too.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sandbox.context import Context
-from sandbox.github import gql
+from sandbox.github import gql, today
 from sandbox.github.accounts import USER_ID, Accounts
 from sandbox.github.errors import DOCS, GRAPHQL_DOCS, REST_DOCS, GitHubError, bad_json, not_found
 from sandbox.github.gql_resolvers import Env
@@ -33,7 +34,6 @@ from sandbox.github.shapes import Shapes
 from sandbox.github.smarthttp import GitHttp
 
 Handler = Callable[[Request], Awaitable[Response]]
-API_VERSION = "2022-11-28"
 # What a classic PAT made for deploys carries (gh checks these when an operation is refused).
 OAUTH_SCOPES = "delete_repo, read:org, repo, workflow"
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -56,15 +56,26 @@ def api_token(header: str | None) -> str | None:
 
 
 class Api:
-    def __init__(self, ctx: Context, limiter: RateLimiter) -> None:
+    def __init__(self, ctx: Context, limiter: RateLimiter, tokens: today.Tokens) -> None:
         self.token = ctx.identity.github_token
         self.limiter = limiter
+        self.tokens = tokens
+
+    def granted(self, request: Request) -> dict[str, str] | None:
+        """A fine-grained token's permissions; None for the sandbox's token (it holds all)."""
+        given = api_token(request.headers.get("authorization")) or ""
+        if hmac.compare_digest(given.encode(), self.token.encode()):
+            return None
+        return self.tokens.permissions(given)
 
     def authenticate(self, request: Request, resource: str) -> Response | None:
-        """None when the token is the sandbox's; otherwise the 401 to send."""
+        """None when the token is the sandbox's or a fine-grained one; otherwise the 401."""
         header = request.headers.get("authorization")
         given = api_token(header)
-        if given and hmac.compare_digest(given.encode(), self.token.encode()):
+        if given and (
+            hmac.compare_digest(given.encode(), self.token.encode())
+            or self.tokens.permissions(given) is not None
+        ):
             return None
         client = request.client.host if request.client else "unknown"
         outcome = self.limiter.spend(f"ip:{client}", resource, UNAUTHENTICATED_LIMIT)
@@ -79,20 +90,35 @@ class Api:
             message = "Bad credentials"
         return self.finish(GitHubError(401, message).response(docs), outcome)
 
-    def finish(self, response: Response, outcome: Outcome) -> Response:
+    def finish(
+        self, response: Response, outcome: Outcome, version: str = today.DEFAULT_VERSION
+    ) -> Response:
         response.headers.update(outcome.headers())
-        response.headers["x-github-api-version-selected"] = API_VERSION
+        response.headers["x-github-api-version-selected"] = version
         response.headers["x-github-media-type"] = "github.v3; format=json"
         response.headers["x-github-request-id"] = secrets.token_hex(8).upper()
         return response
 
     def endpoint(
-        self, handler: Handler, doc: str, resource: str = "core", counted: bool = True
+        self,
+        handler: Handler,
+        doc: str,
+        resource: str = "core",
+        counted: bool = True,
+        needs: dict[str, str] | None = None,
     ) -> Handler:
         async def run(request: Request) -> Response:
+            try:
+                version = today.version(request)
+            except GitHubError as e:
+                return e.response(doc)
             refused = self.authenticate(request, resource)
             if refused is not None:
                 return refused
+            granted = self.granted(request)
+            if granted is not None and needs is not None and not today.reaches(granted, needs):
+                outcome = self.limiter.spend("token", resource)
+                return self.finish(today.refusal(needs).response(doc), outcome, version)
             spend = self.limiter.spend if counted else self.limiter.peek
             outcome = spend("token", resource)
             if not outcome.allowed:
@@ -102,13 +128,14 @@ class Api:
                     "Support for help, please include the request ID.",
                     doc=DOCS["rate-limited"],
                 )
-                return self.finish(error.response(), outcome)
+                return self.finish(error.response(), outcome, version)
             try:
                 response = await handler(request)
             except GitHubError as e:
                 response = e.response(doc)
-            response.headers["x-oauth-scopes"] = OAUTH_SCOPES
-            return self.finish(response, outcome)
+            if granted is None:  # a classic token's scopes; fine-grained tokens have none
+                response.headers["x-oauth-scopes"] = OAUTH_SCOPES
+            return self.finish(response, outcome, version)
 
         return run
 
@@ -146,11 +173,11 @@ def _graphql_handler(env_factory: Callable[[], Env], api: Api) -> Handler:
     return graphql
 
 
-def build_app(ctx: Context, repos: Repos) -> Starlette:
+def build_app(ctx: Context, repos: Repos, tokens: today.Tokens) -> Starlette:
     accounts = Accounts(ctx)
     shapes = Shapes(accounts, ctx.urls.host)
     limiter = RateLimiter(ctx.clock.now)
-    api = Api(ctx, limiter)
+    api = Api(ctx, limiter, tokens)
     rest = Rest(repos, accounts, shapes, limiter)
 
     routes: list[BaseRoute] = []
@@ -159,7 +186,7 @@ def build_app(ctx: Context, repos: Repos) -> Starlette:
         routes.append(
             Route(
                 f"/api/v3{path}",
-                api.endpoint(handler, DOCS[doc], counted=counted),
+                api.endpoint(handler, DOCS[doc], counted=counted, needs=today.needs(method, path)),
                 methods=[method],
             )
         )
@@ -175,7 +202,7 @@ def build_app(ctx: Context, repos: Repos) -> Starlette:
     routes.append(
         Route("/api/graphql", api.endpoint(graphql, GRAPHQL_DOCS, "graphql"), methods=["POST"])
     )
-    git = GitHttp(ctx, repos)
+    git = GitHttp(ctx, repos, tokens)
     routes.append(Route("/{owner}/{repo}/{rest:path}", git.handle, methods=["GET", "POST"]))
 
     async def fallback(request: Request) -> Response:

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from sandbox.context import Context
+from sandbox.github import today
 from sandbox.github.bare import git_env
 from sandbox.github.repos import Record, Repos
 
@@ -34,22 +35,27 @@ _PASS_HEADERS = {
 }
 
 
-def git_credentials(header: str | None, token: str) -> bool | None:
-    """True for the sandbox token, False for other credentials, None when there are none."""
+def offered_token(header: str | None) -> str | None:
+    """The token of a git request's Basic or Bearer credentials ("" when malformed)."""
     if not header:
         return None
     scheme, _, value = header.partition(" ")
-    candidates: list[str] = []
     if scheme.lower() == "basic":
         try:
             decoded = base64.b64decode(value.strip(), validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
-            return False
+            return ""
         user, _, password = decoded.partition(":")
-        candidates = [password] if password not in ("", "x-oauth-basic") else [user]
-    elif scheme.lower() in ("bearer", "token"):
-        candidates = [value.strip()]
-    return any(hmac.compare_digest(c.encode(), token.encode()) for c in candidates)
+        return password if password not in ("", "x-oauth-basic") else user
+    return value.strip() if scheme.lower() in ("bearer", "token") else ""
+
+
+def git_credentials(header: str | None, token: str) -> bool | None:
+    """True for the sandbox token, False for other credentials, None when there are none."""
+    offered = offered_token(header)
+    if offered is None:
+        return None
+    return bool(offered) and hmac.compare_digest(offered.encode(), token.encode())
 
 
 def _unauthorized(message: str) -> Response:
@@ -59,9 +65,10 @@ def _unauthorized(message: str) -> Response:
 
 
 class GitHttp:
-    def __init__(self, ctx: Context, repos: Repos) -> None:
+    def __init__(self, ctx: Context, repos: Repos, tokens: today.Tokens) -> None:
         self.ctx = ctx
         self.repos = repos
+        self.tokens = tokens
 
     async def handle(self, request: Request) -> Response:
         owner = request.path_params["owner"]
@@ -75,6 +82,15 @@ class GitHttp:
         credentials = git_credentials(
             request.headers.get("authorization"), self.ctx.identity.github_token
         )
+        granted = self.tokens.permissions(offered_token(request.headers.get("authorization")) or "")
+        if credentials is False and granted is not None:  # a fine-grained token: its contents
+            if not today.reaches(granted, {"contents": "write" if push else "read"}):
+                return PlainTextResponse(
+                    f"Permission to {owner}/{name}.git denied to "
+                    f"{self.ctx.identity.github_user}.\n",
+                    status_code=403,
+                )
+            credentials = True
         record = self.repos.get(owner, name) or self.repos.redirect(owner, name)
         if credentials is False:
             return _unauthorized(

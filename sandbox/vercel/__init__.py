@@ -10,7 +10,8 @@ import hashlib
 from typing import Any
 
 from sandbox.context import Context, Service
-from sandbox.vercel import lifecycle, serving
+from sandbox.vercel import lifecycle, serving, today
+from sandbox.vercel.admin import admin_routes
 from sandbox.vercel.app import build_app
 from sandbox.vercel.errors import error_body
 from sandbox.vercel.state import VercelState
@@ -69,6 +70,14 @@ def inventory(state: VercelState) -> dict[str, Any]:
     return {
         "team": {"id": state.team_id, "slug": state.ctx.identity.vercel_team_slug},
         "projects": [{"id": p["id"], "name": p["name"]} for p in state.projects.values()],
+        "settings": {
+            p["name"]: {
+                "defaults": today.of(p),
+                "nodeVersion": p.get("nodeVersion"),
+                "ssoProtection": p.get("ssoProtection"),
+            }
+            for p in state.projects.values()
+        },
         "env": env,
         "deployments": deployments,
         "aliases": aliases,
@@ -82,5 +91,5 @@ def build(ctx: Context) -> Service:
         app=build_app(state),
         error_body=error_body,
         resources=lambda: inventory(state),
-        apps_routes=serving.routes(state),
+        apps_routes=[*admin_routes(state), *serving.routes(state)],
     )

@@ -1,6 +1,7 @@
 """`POST /v13/deployments`: inline and sha-referenced files (400 `missing_files` for shas never
-uploaded), project by `project`/`name` (created when new), redeploys by `deploymentId`, and
-the env check that makes a READY deployment serve 500s when a required variable is missing."""
+uploaded), project by `project`/`name` (created when new), redeploys by `deploymentId`, the
+env check that makes a READY deployment serve 500s when a required variable is missing, and
+the Node check that fails a build on a Node version Vercel no longer builds on (`today`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox.vercel import buildcheck
+from sandbox.vercel import buildcheck, today
 from sandbox.vercel.auth import endpoint
 from sandbox.vercel.env import KEY, variables_for
 from sandbox.vercel.errors import VercelError, json_object, query_flag
@@ -123,6 +124,11 @@ def _settings(raw: object) -> dict[str, Any]:
             out[key] = value
     if "framework" in out and out["framework"] not in FRAMEWORKS:
         raise _bad(f"`projectSettings.framework` {out['framework']!r} is not supported")
+    node = raw.get("nodeVersion")
+    if node is not None:
+        if node not in today.NODE_VERSIONS:
+            raise _bad(f"`projectSettings.nodeVersion` should be one of {today.NODE_VERSIONS}")
+        out["nodeVersion"] = node
     return out
 
 
@@ -174,6 +180,11 @@ def routes(state: VercelState) -> list[Route]:
                 )
             effective = {k: project.get(k) for k in (*PROJECT_SETTINGS, "framework")}
             effective.update(settings)
+            engines = today.engines_node(state.files, manifest, effective.get("rootDirectory"))
+            node, node_from = today.node_for_build(
+                engines, settings.get("nodeVersion") or project.get("nodeVersion")
+            )
+            node_failure = today.node_error(today.of(project), node, node_from)
             env_target = "production" if target == "production" else "preview"
             available = {v["key"] for v in variables_for(project, env_target, None)}
             available |= set(env_in) | set(build_env)
@@ -206,6 +217,7 @@ def routes(state: VercelState) -> list[Route]:
                 "missingEnv": sorted(required - available),
                 "meta": meta,
                 "source": source,
+                "nodeVersion": node,
             }
             data["deployments"][deployment["id"]] = deployment
             tables = buildcheck.tables_read(state.files, manifest, effective.get("rootDirectory"))
@@ -217,7 +229,7 @@ def routes(state: VercelState) -> list[Route]:
                 ),
                 None,
             )
-        failure = await run_in_threadpool(
+        failure = node_failure or await run_in_threadpool(
             buildcheck.build_error, state.ctx.postgres, tables, supabase_url
         )
         if failure is not None:

@@ -118,11 +118,17 @@ def build_log(deployment: dict[str, Any]) -> list[dict[str, Any]]:
     if settings.get("buildCommand"):
         lines.append((building, "command", f'Running "{settings["buildCommand"]}"'))
     seconds = max(0.0, (ready - building) / 1000)
-    lines += [
-        (ready, "stdout", f"Build Completed in /vercel/output [{seconds:.1f}s]"),
-        (ready, "stdout", "Deploying outputs..."),
-        (ready, "deployment-state", "Deployment state: READY"),
-    ]
+    if deployment.get("buildError"):
+        lines += [
+            (ready, "stderr", f"Error: {deployment['buildError']}"),
+            (ready, "deployment-state", "Deployment state: ERROR"),
+        ]
+    else:
+        lines += [
+            (ready, "stdout", f"Build Completed in /vercel/output [{seconds:.1f}s]"),
+            (ready, "stdout", "Deploying outputs..."),
+            (ready, "deployment-state", "Deployment state: READY"),
+        ]
     canceled = deployment.get("canceledAt")
     if canceled is not None:
         lines = [line for line in lines if line[0] < canceled]

@@ -1,21 +1,29 @@
 """Projects: list (search, pagination), create (409 on a taken name), get, update, delete,
-domains and custom environments."""
+domains, custom environments and protection bypass secrets.
+
+`POST /v11/projects` takes no `nodeVersion` (its body has `additionalProperties: false`); `PATCH
+/v9/projects/{idOrName}` does. A new project gets today's Node and protection (`today`) unless
+the body sets `ssoProtection` (null: none)."""
 
 from __future__ import annotations
 
+import re
+import secrets
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox.vercel import today
 from sandbox.vercel.auth import endpoint
 from sandbox.vercel.env import build_vars
 from sandbox.vercel.errors import VercelError, json_object, query_int
 from sandbox.vercel.render import FRAMEWORKS, PROJECT_SETTINGS, project_json
 from sandbox.vercel.state import VercelState, check_project_name, new_id
 
-NODE_VERSIONS = ("22.x", "20.x", "18.x")
+SSO_TYPES = ("all", "preview", "prod_deployment_urls_and_all_previews", "all_except_custom_domains")
+BYPASS_SECRET = re.compile(r"^[A-Za-z0-9]{32}$")
 
 
 def _settings(body: dict[str, Any]) -> dict[str, Any]:
@@ -35,14 +43,30 @@ def _settings(body: dict[str, Any]) -> dict[str, Any]:
             )
         out["framework"] = framework
     if "nodeVersion" in body:
-        if body["nodeVersion"] not in NODE_VERSIONS:
+        if body["nodeVersion"] not in today.NODE_VERSIONS:
             raise VercelError(
                 400,
-                f"Invalid request: `nodeVersion` must be one of {', '.join(NODE_VERSIONS)}",
+                f"Invalid request: `nodeVersion` must be one of {', '.join(today.NODE_VERSIONS)}",
                 "bad_request",
             )
         out["nodeVersion"] = body["nodeVersion"]
+    if "ssoProtection" in body:
+        out["ssoProtection"] = _sso(body["ssoProtection"])
     return out
+
+
+def _sso(raw: object) -> dict[str, str] | None:
+    if raw is None:
+        return None
+    kind = raw.get("deploymentType") if isinstance(raw, dict) else None
+    if not isinstance(raw, dict) or set(raw) != {"deploymentType"} or kind not in SSO_TYPES:
+        raise VercelError(
+            400,
+            "Invalid request: `ssoProtection` should be null or "
+            f"{{deploymentType: one of {', '.join(SSO_TYPES)}}}",
+            "bad_request",
+        )
+    return {"deploymentType": str(kind)}
 
 
 def create_project(state: VercelState, data: dict[str, Any], name: str, **settings: Any) -> Any:
@@ -54,13 +78,16 @@ def create_project(state: VercelState, data: dict[str, Any], name: str, **settin
     now = state.now_ms()
     latest = max((p["createdAt"] for p in data["projects"].values()), default=0)
     created = max(now, latest + 1)
+    defaults = state.ctx.vercel_defaults
     project: dict[str, Any] = {
         "id": new_id("prj_", 28),
         "name": name,
         "createdAt": created,
         "updatedAt": created,
         "framework": None,
-        "nodeVersion": "20.x",
+        "defaults": defaults,
+        **today.NEW_PROJECT[defaults],
+        "protectionBypass": {},
         "env": [],
         "aliasRequests": [],
     }
@@ -107,6 +134,12 @@ def routes(state: VercelState) -> list[Route]:
     async def create(request: Request) -> Response:
         body = await json_object(request)
         name = check_project_name(body.get("name"))
+        if "nodeVersion" in body and request.url.path.startswith("/v11/"):
+            raise VercelError(
+                400,
+                "Invalid request: should NOT have additional property `nodeVersion`.",
+                "bad_request",
+            )
         settings = _settings(body)
         variables = body.get("environmentVariables") or []
         with state.store.change() as data:
@@ -162,6 +195,36 @@ def routes(state: VercelState) -> list[Route]:
             {"domains": [domain], "pagination": {"count": 1, "next": None, "prev": None}}
         )
 
+    async def protection_bypass(request: Request) -> Response:
+        """`{generate: {secret?}}` adds an automation bypass secret, `{revoke: {secret}}` drops
+        one; answers the project's `protectionBypass`."""
+        body = await json_object(request)
+        generate, revoke = body.get("generate"), body.get("revoke")
+        with state.store.change():
+            project = state.project(request.path_params["idOrName"])
+            bypass: dict[str, Any] = project.setdefault("protectionBypass", {})
+            if isinstance(generate, dict):
+                secret = generate.get("secret") or secrets.token_hex(16)
+                if not isinstance(secret, str) or not BYPASS_SECRET.match(secret):
+                    raise VercelError(
+                        400,
+                        "Invalid request: `secret` should be 32 letters or digits",
+                        "bad_request",
+                    )
+                bypass[secret] = {
+                    "createdAt": state.now_ms(),
+                    "createdBy": state.user_id,
+                    "scope": "automation-bypass",
+                }
+            elif isinstance(revoke, dict) and isinstance(revoke.get("secret"), str):
+                if bypass.pop(revoke["secret"], None) is None:
+                    raise VercelError(404, "Protection bypass secret not found", "not_found")
+            else:
+                raise VercelError(
+                    400, "Invalid request: the body needs `generate` or `revoke`", "bad_request"
+                )
+        return JSONResponse({"protectionBypass": bypass})
+
     async def custom_environments(request: Request) -> Response:
         state.project(request.path_params["idOrName"])
         return JSONResponse({"environments": []})
@@ -179,6 +242,7 @@ def routes(state: VercelState) -> list[Route]:
         r("/v9/projects/{idOrName}", delete, "DELETE"),
         r("/v2/projects/{idOrName}", delete, "DELETE"),
         r("/v9/projects/{idOrName}/domains", domains, "GET"),
+        r("/v1/projects/{idOrName}/protection-bypass", protection_bypass, "PATCH"),
         r("/projects/{idOrName}/custom-environments", custom_environments, "GET"),
         r("/v9/projects/{idOrName}/custom-environments", custom_environments, "GET"),
     ]

@@ -2,7 +2,8 @@
 
 `/d/<slug>/...` serves one deployment, `/p/<project>/...` the project's production alias,
 `/_vercel/inspect/<id>` is the inspector URL. A READY deployment whose app declares env vars
-the project lacks answers 500 on every path (READY but broken, as in the field).
+the project lacks answers 500 on every path (READY but broken, as in the field). A URL the
+project's deployment protection covers answers Vercel's login wall (`protection`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox.vercel import lifecycle
+from sandbox.vercel import lifecycle, protection
 from sandbox.vercel.state import VercelState
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -170,11 +171,21 @@ def routes(state: VercelState) -> list[BaseRoute]:
         query = f"?{request.url.query}" if request.url.query else ""
         return RedirectResponse(f"{request.url.path}/{query}", status_code=308)
 
+    def walled(request: Request, deployment: dict[str, Any], via_alias: bool) -> Response | None:
+        project = state.projects.get(deployment["projectId"]) or {}
+        if protection.covers(project, deployment, via_alias) and not protection.bypassed(
+            project, request
+        ):
+            return protection.wall(request, deployment)
+        return None
+
     async def deployment_file(request: Request) -> Response:
         deployment = by_slug(request.path_params["slug"])
         if deployment is None:
             return not_found("The deployment could not be found")
-        return await serve(deployment, request.path_params["path"])
+        return walled(request, deployment, False) or await serve(
+            deployment, request.path_params["path"]
+        )
 
     async def production_file(request: Request) -> Response:
         project = state.find_project(request.path_params["name"])
@@ -186,7 +197,7 @@ def routes(state: VercelState) -> list[BaseRoute]:
         )
         if current is None:
             return not_found("The project has no production deployment yet")
-        return await serve(current, request.path_params["path"])
+        return walled(request, current, True) or await serve(current, request.path_params["path"])
 
     async def inspect(request: Request) -> Response:
         deployment = state.deployments.get(request.path_params["id"])

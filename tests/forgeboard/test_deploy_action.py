@@ -53,8 +53,8 @@ def test_deploy_action_against_the_dispatcher_and_the_dashboard(
         "FORGEBOARD_TEST_PROJECT_THREE": projects["three"],
         "FORGEBOARD_TEST_BOBS_PROJECT": projects["bob"],
     }
-    # Node 20 has WebSocket behind a flag (22 by default); supabase-js makes its realtime client.
-    argv = ["node", "--experimental-websocket", "--test", str(test_file)]
+    # TAP, the runner's machine-readable report (Node 22+ prints `spec` by default).
+    argv = ["node", "--test", "--test-reporter=tap", str(test_file)]
     result = cli.run(argv, env=env, check=False, timeout=600)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert "# fail 0" in result.stdout and "# pass 4" in result.stdout, result.stdout

@@ -77,7 +77,7 @@ def build(tmp_path: Path) -> Path:
         (["supabase", "--version"], "2.117.0"),
         (["vercel", "--version"], "58.10.0"),
         (["forge-runner", "--help"], "Usage: forge-runner"),
-        (["node", "--version"], "v20."),
+        (["node", "--version"], "v24."),
         (["git", "--version"], "git version"),
     ],
 )

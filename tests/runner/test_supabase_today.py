@@ -147,7 +147,7 @@ def test_a_deploy_into_a_new_project_ends_live_reading_each_queried_table(
         "console.log(JSON.stringify(await latestNotes(supabaseFromEnv())));"
     )
     result = cli.run(
-        ["node", "--experimental-websocket", "--input-type=module", "-e", script],
+        ["node", "--input-type=module", "-e", script],
         cwd=REPO,
         env={
             "NOTES": str(EXAMPLES / "hello-app" / "src" / "notes.mjs"),

@@ -114,7 +114,7 @@ def test_someone_elses_project_is_refused(
     # a project marked for another app is not ours either
     other = f"other-{unique}"
     VercelClient(run_context.vercel).create_project(
-        other, [EnvItem("FORGE_DEPLOY_APP", "somebody-else", "plain", ("production",))]
+        other, [EnvItem("FORGE_DEPLOY_APP", "somebody-else", "plain", ("production",))], None
     )
     with pytest.raises(NotOurs):
         vercel_step.ensure_project(run_context, other)
@@ -190,7 +190,7 @@ def test_env_vars_set_readable_and_never_duplicated(
         for key in ("SUPABASE_SECRET_KEY", "SUPABASE_SERVICE_ROLE_KEY"):
             service = by_key[key]
             assert service.type == "sensitive" and service.value is None  # never readable back
-            assert set(service.targets) == {"production", "preview"}
+            assert service.targets == ("production",)  # server-only: never on a preview
             assert values[key] not in stream.getvalue()
         assert values["NEXT_PUBLIC_SUPABASE_ANON_KEY"] not in stream.getvalue()
     assert len(vercel_resources(sandbox, app)["env"]) == 1 + len(vercel_env.ENV_TYPES)
@@ -304,7 +304,7 @@ VERCEL_CALLS = [
     ("POST", r"^/v10/projects/[^/]+/env$"),
     ("POST", r"^/v2/files$"),
     ("POST", r"^/v13/deployments$"),
-    ("GET", r"^/v6/deployments$"),
+    ("GET", r"^/v7/deployments$"),
     ("GET", r"^/v13/deployments/"),
     ("GET", r"^/v9/projects/[^/]+/domains$"),
     ("GET", r"^/v2/deployments/[^/]+/aliases$"),

@@ -417,8 +417,7 @@ console.log(JSON.stringify({ open: open.data, closed: closed.error, status: clos
 """
     url = sandbox.info["supabase"]["project_url"].replace("{ref}", project)
     result = cli.run(
-        # Node 20 has WebSocket behind a flag; supabase-js makes its realtime client.
-        ["node", "--experimental-websocket", "--input-type=module", "-e", script],
+        ["node", "--input-type=module", "-e", script],
         cwd=REPO,
         env={"URL": url, "KEY": keys["publishable"]},
     )

@@ -17,6 +17,7 @@ from tests.support.vercel_api import (
     MAX_POLLS,
     POLL_S,
     VercelApi,
+    bypass_secret,
     deployments_of,
     fetch,
     inline,
@@ -342,7 +343,10 @@ def test_output_directory_is_served(sandbox: SandboxProcess, unique: str) -> Non
             f"outdir-{unique}", files, projectSettings={"outputDirectory": "dist"}, target=None
         )["id"]
     )
-    assert fetch(sandbox, deployment["url"]).text == "built"
+    assert fetch(sandbox, deployment["url"]).status_code == 401  # a preview, protected today
+    secret = bypass_secret(api, f"outdir-{unique}")
+    bypass = {"x-vercel-protection-bypass": secret}
+    assert fetch(sandbox, deployment["url"], bypass).text == "built"
     assert deployments_of(sandbox, f"outdir-{unique}")[0]["files"] == 2
 
 

@@ -36,7 +36,24 @@ _ONE_OF_BOTH = "is valid under each of"
 
 @functools.cache
 def spec(service: str) -> OpenAPI:
-    return OpenAPI.from_file_path(str(SPECS / SPEC_FILES[service][0]))
+    document = json.loads((SPECS / SPEC_FILES[service][0]).read_text())
+    if service == "vercel":
+        _node_24(document)
+    return OpenAPI.from_dict(document, base_uri=(SPECS / SPEC_FILES[service][0]).as_uri())
+
+
+def _node_24(node: Any) -> None:
+    """The Vercel excerpt (2025-10) predates Node 24 on Vercel: every Node version enum gains
+    `24.x`, the version new projects get today (README of the specs, last section)."""
+    if isinstance(node, dict):
+        enum = node.get("enum")
+        if isinstance(enum, list) and "22.x" in enum and "24.x" not in enum:
+            enum.insert(0, "24.x")
+        for value in node.values():
+            _node_24(value)
+    elif isinstance(node, list):
+        for value in node:
+            _node_24(value)
 
 
 @dataclass

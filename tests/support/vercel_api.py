@@ -110,11 +110,22 @@ def write_site(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def fetch(sandbox: SandboxProcess, url: str) -> requests.Response:
+def fetch(
+    sandbox: SandboxProcess, url: str, headers: dict[str, str] | None = None, follow: bool = True
+) -> requests.Response:
     """GET a deployment URL over HTTPS, trusting the sandbox CA."""
     if not url.startswith("https://"):
         url = f"https://{url}"
-    return requests.get(url, verify=sandbox.ca_file, timeout=30)
+    return requests.get(
+        url, verify=sandbox.ca_file, timeout=30, headers=headers, allow_redirects=follow
+    )
+
+
+def bypass_secret(api: VercelApi, project: str) -> str:
+    """A new automation bypass secret of `project` (its previews are protected today)."""
+    answer = api("PATCH", f"/v1/projects/{project}/protection-bypass", json={"generate": {}})
+    answer.raise_for_status()
+    return str(next(iter(answer.json()["protectionBypass"])))
 
 
 def production_url(sandbox: SandboxProcess, project: str) -> str:
