@@ -44,7 +44,7 @@ def start_dashboard(cli: CliRunner, out_dir: Path, env: dict[str, str]) -> subpr
     assert bundled.returncode == 0, bundled.stdout + bundled.stderr
     server = out_dir / "tests" / "forgeboard" / "node" / "dashboard-server.js"
     return subprocess.Popen(
-        ["node", "--experimental-websocket", str(server)],  # supabase-js on Node 20
+        ["node", str(server)],
         env=cli.env({**env, "FORGEBOARD_TEST_BUNDLE": str(bundle)}),
         stdout=subprocess.PIPE,
         text=True,

@@ -190,7 +190,6 @@ def test_supabase_js_sequence(cli: CliRunner, dashboard: Dashboard) -> None:
     done = cli.run(
         [
             "node",
-            "--experimental-websocket",  # supabase-js makes its realtime client on Node 20
             str(REPO / "tests" / "forgeboard" / "node" / "postgrest.mjs"),
             dashboard.url,
             dashboard.secret_key,

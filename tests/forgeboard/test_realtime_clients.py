@@ -89,7 +89,6 @@ def js_listener(dashboard: Dashboard) -> Iterator[Any]:
         process = subprocess.Popen(
             [
                 "node",
-                "--experimental-websocket",
                 str(LISTEN_JS),
                 dashboard.url,
                 dashboard.publishable_key,

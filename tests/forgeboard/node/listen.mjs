@@ -3,7 +3,7 @@
 // joins one channel with one postgres_changes binding and prints, one JSON line each, its
 // subscribe states, system messages, heartbeats (every second) and every change it receives,
 // until stdin closes.
-//   node --experimental-websocket listen.mjs <project url> <publishable key> <token> <table> <filter>
+//   node listen.mjs <project url> <publishable key> <token> <table> <filter>
 import { createClient } from "@supabase/supabase-js";
 
 const [url, key, token, table, filter] = process.argv.slice(2);
