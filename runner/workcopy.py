@@ -10,6 +10,7 @@ means nothing to push.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -60,6 +61,13 @@ class FileEntry:
     mode: int  # 0o100644 / 0o100755 / 0o120000 (symlink)
 
 
+def _disk_full(path: Path) -> bool:
+    """Less than 1 MiB left to this process on `path`'s filesystem: a git that failed there was
+    most likely refused its writes (a full TMPDIR mid-run), which the runner reports as such."""
+    disk = os.statvfs(path)
+    return disk.f_bavail * disk.f_frsize < 1 << 20
+
+
 class WorkCopy:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -76,9 +84,12 @@ class WorkCopy:
             check=False,
         )
         if result.returncode != 0:
-            raise subprocess.CalledProcessError(
+            failed = subprocess.CalledProcessError(
                 result.returncode, ["git", args[0]], result.stdout, result.stderr
             )
+            if _disk_full(self.root):  # git says so only in words; the disk says so in numbers
+                raise OSError(errno.ENOSPC, f"git {args[0]} failed", str(self.root)) from failed
+            raise failed
         return result.stdout
 
     @property
